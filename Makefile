@@ -1,0 +1,42 @@
+# convbench: `make bench` and `make test` on a fresh clone; both create .venv on first use.
+#
+# On a machine whose Python already has the dependencies and no package registry (a typical GPU box),
+# name the interpreter and no venv is made:   make bench PYTHON=python3
+SHELL := /bin/bash
+VENV ?= .venv
+SHAPES ?= default
+BENCH_ARGS ?=
+
+ifeq ($(origin PYTHON),command line)
+PY := $(PYTHON)
+SETUP :=
+else
+PYTHON := python3
+PY := $(VENV)/bin/python
+SETUP := $(VENV)/.installed
+endif
+
+.PHONY: bench bench-quick test setup list clean
+
+setup: $(SETUP)
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+bench: $(SETUP)
+	$(PY) -m convbench run --shapes $(SHAPES) $(BENCH_ARGS)
+
+bench-quick: $(SETUP)
+	$(PY) -m convbench run --shapes $(SHAPES) --quick $(BENCH_ARGS)
+
+test: $(SETUP)
+	$(PY) -m pytest $(TEST_ARGS)
+
+list: $(SETUP)
+	$(PY) -m convbench list
+
+clean:
+	rm -rf $(VENV) build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,136 @@
+"""One (problem, algorithm, backend) case, run in its own process by the sweep.
+
+The sweep starts ``python -m convbench._case ...`` for every case so that a kernel that crashes or
+hangs costs one row, not the sweep. In that process (pyperf's *manager*):
+
+1. make seeded inputs, ``prepare`` (timed as ``prepare_s``), the first call (``first_call_s``, which
+   includes any compilation or cache load), and check the output against the float64 reference --
+   the check doubles as the warm-up, and a kernel that fails it is never timed;
+2. write what it found to ``--result`` at once, so a crash while timing still leaves it;
+3. choose the loop count from a few calls and let pyperf spawn its worker processes, each of which
+   re-runs this module with ``--worker``, rebuilds inputs and prepared weights, and times
+   ``run(x)`` through :func:`convbench.timing.host_time_func` (or CUDA events on the GPU).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pyperf
+
+from .accuracy import compare, make_inputs
+from .problem import ConvProblem
+from .reference import reference_for
+from .registry import get_kernel
+from .timing import MODES, loops_for, seconds_per_call, time_func_for
+
+# Environment that changes what a kernel does; pyperf gives workers a cleaned environment otherwise.
+INHERITED_ENVIRONMENT = ("NUMBA_NUM_THREADS", "NUMBA_CACHE_DIR", "NUMBA_THREADING_LAYER",
+                         "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                         "CUDA_VISIBLE_DEVICES", "VIRTUAL_ENV", "CONVBENCH_EXTRA_KERNELS")
+_OWN_OPTIONS = ("problem", "algo", "backend", "seed", "memory_budget")
+
+
+def benchmark_name(problem, algo, backend):
+    """The pyperf benchmark name: the problem's descriptor plus algorithm and backend."""
+    return f"{problem.descriptor} {algo}/{backend}"
+
+
+def _forward(cmd, args):
+    """pyperf hook: pass this module's own options on to each worker."""
+    for option in _OWN_OPTIONS:
+        value = getattr(args, option)
+        if value is not None:
+            cmd.extend([f"--{option.replace('_', '-')}", str(value)])
+
+
+def _write_json(path, data):
+    tmp = Path(f"{path}.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+def validate(kernel, problem, seed, memory_budget):
+    """Prepare, run once and compare; the dictionary of findings (status PASSED or FAILED)."""
+    found = {"status": "PASSED", "reason": ""}
+    x, w = make_inputs(problem, seed=seed, fill="uniform")
+    start = time.perf_counter()
+    run = kernel.prepare(problem, w, memory_budget)
+    found["prepare_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    y = run(x)
+    found["first_call_s"] = time.perf_counter() - start
+    if kernel.spec.backend == "gpu":
+        y = y.get()
+    check = compare(y, reference_for(problem, x, w), kernel.spec.tolerance)
+    found.update(rel_l2=check.rel_l2, max_err=check.max_err)
+    if not check.passed:
+        found.update(status="FAILED", reason=check.reason)
+        return found, None, None
+    if kernel.spec.exact_on_integers:
+        xi, wi = make_inputs(problem, seed=seed, fill="integer")
+        yi = kernel.prepare(problem, wi, memory_budget)(xi)
+        if kernel.spec.backend == "gpu":
+            yi = yi.get()
+        exact = compare(yi, reference_for(problem, xi, wi), kernel.spec.tolerance, exact=True)
+        if not exact.passed:
+            found.update(status="FAILED", reason=f"integer fill: {exact.reason}")
+            return found, None, None
+    return found, run, x
+
+
+def _manager_never_times(loops):
+    raise RuntimeError("pyperf's manager process does not time; its workers do")
+
+
+def main(argv=None):
+    runner = pyperf.Runner(program_args=("-m", "convbench._case"), add_cmdline_args=_forward)
+    parser = runner.argparser
+    parser.add_argument("--problem", required=True, help="descriptor")
+    parser.add_argument("--algo", required=True)
+    parser.add_argument("--backend", required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--memory-budget", type=int, default=None)
+    parser.add_argument("--mode", choices=sorted(MODES), default="default")
+    parser.add_argument("--result", help="JSON file for the validation findings (manager only)")
+    parser.add_argument("--check-only", action="store_true", help="validate, do not time")
+    args = runner.parse_args(argv)
+
+    problem = ConvProblem.parse(args.problem)
+    kernel = get_kernel(args.algo, args.backend)
+    name = benchmark_name(problem, args.algo, args.backend)
+
+    if args.worker:
+        x, w = make_inputs(problem, seed=args.seed, fill="uniform")
+        run = kernel.prepare(problem, w, args.memory_budget)
+        run(x)  # checked once; the timed loop calls the unchecked function
+        runner.bench_time_func(name, time_func_for(args.backend, run.unchecked, x))
+        return 0
+
+    found, run, x = validate(kernel, problem, args.seed, args.memory_budget)
+    _write_json(args.result, found)
+    if run is None or args.check_only:
+        return 0
+    mode = MODES[args.mode]
+    per_call = seconds_per_call(args.backend, run.unchecked, x)
+    del run, x  # workers make their own; free the manager's memory while they run
+    # Calibrated here from validated calls, so pyperf spawns no calibration processes.
+    runner.args.loops = loops_for(per_call, mode.min_time)
+    runner.args.processes, runner.args.values = mode.processes, mode.values
+    runner.args.warmups, runner.args.min_time = mode.warmups, mode.min_time
+    runner.args.inherit_environ = list(INHERITED_ENVIRONMENT)
+    bench = runner.bench_time_func(name, _manager_never_times)
+    found.update(loops=runner.args.loops, values=len(bench.get_values()),
+                 samples_s=list(bench.get_values()),
+                 median_s=bench.median(), mad_s=bench.median_abs_dev(),
+                 stdev_s=bench.stdev() if len(bench.get_values()) > 1 else 0.0)
+    _write_json(args.result, found)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

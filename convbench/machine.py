@@ -1,0 +1,125 @@
+"""Who is running: a stable machine id and the fingerprint stored with every result."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import re
+import subprocess
+import sys
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_count() -> int:
+    """Cores this process may use (the affinity mask), which is what numba and BLAS get."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return os.cpu_count() or 1
+
+
+def total_memory_bytes() -> int:
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+@lru_cache(maxsize=1)
+def gpu_info():
+    """(name, driver) of GPU 0 from nvidia-smi, or None; never imports CuPy."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    first = out.strip().splitlines()[0] if out.strip() else ""
+    if not first:
+        return None
+    name, _, driver = first.partition(",")
+    return {"name": name.strip(), "driver": driver.strip()}
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+@lru_cache(maxsize=1)
+def machine_id() -> str:
+    """Stable across identical machines: CPU model, core count and GPU name, never the host name."""
+    gpu = gpu_info()
+    parts = [_slug(cpu_model())[:40], f"{cpu_count()}c"]
+    if gpu:
+        parts.append(_slug(gpu["name"])[:30])
+    return "-".join(part for part in parts if part)
+
+
+def _version(package: str):
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def blas_vendor() -> str:
+    """Which BLAS numpy calls (OpenBLAS, MKL, ...) as numpy reports it."""
+    try:
+        import numpy
+        config = numpy.show_config(mode="dicts")
+        blas = config.get("Build Dependencies", {}).get("blas", {})
+        return f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
+    except Exception:  # noqa: BLE001 - older numpy: fall back to unknown rather than fail a run
+        return "unknown"
+
+
+def fingerprint() -> dict:
+    """Everything about this machine and software that could change a timing."""
+    gpu = gpu_info()
+    return {
+        "machine_id": machine_id(),
+        "cpu_model": cpu_model(),
+        "cpu_count": cpu_count(),
+        "memory_bytes": total_memory_bytes(),
+        "gpu": gpu["name"] if gpu else None,
+        "gpu_driver": gpu["driver"] if gpu else None,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "implementation": sys.implementation.name,
+        "versions": {name: _version(name) for name in
+                     ("numpy", "scipy", "numba", "pandas", "pyperf", "cupy", "torch")},
+        "blas": blas_vendor(),
+    }
+
+
+def git_state(root=None) -> dict:
+    """Commit hash and whether the working tree has changes; unknown outside a git checkout."""
+    root = root or Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                                    cwd=root, capture_output=True, text=True, timeout=10,
+                                    check=True).stdout.strip())
+        date = subprocess.run(["git", "show", "-s", "--format=%cI", "HEAD"], cwd=root,
+                              capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": "unknown", "dirty": None, "commit_date": None}
+    return {"commit": commit, "dirty": dirty, "commit_date": date}
+
+
+def source_hash(paths) -> str:
+    """Short hash of the kernel's source text, so a changed kernel is recognised in results."""
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()[:12]

@@ -1,0 +1,214 @@
+"""The one table of every (algorithm, backend) convbench knows, and the kernel contract.
+
+A kernel implementation is an object (reached lazily through a ``"module:attribute"`` string) with
+
+``supports(p) -> str | None``
+    ``None`` when it can run problem ``p``, else the reason it cannot.
+``workspace_bytes(p) -> int``
+    Extra memory beyond input, weights and output (column matrix, transformed tiles, spectra).
+``prepare(p, w) -> run``
+    Once per problem: weight transforms, plans, buffers. ``run(x)`` is the timed hot path, taking a
+    float32 NCHW array and returning a float32 NCHW array.
+
+Kernels only read the problem's attributes; they import nothing from ``convbench``. Adding an algorithm
+is one module under ``kernels/`` and one row below; the sweep and the tests pick it up from here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from .memory import default_budget, format_bytes
+
+
+class UnsupportedProblem(NotImplementedError):
+    """A kernel cannot run this problem; ``reason`` says why (a SKIPPED row in a sweep)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    algo: str
+    backend: str
+    target: str                  # "module:attribute", imported on first use
+    tolerance: float             # relative L2 error allowed on uniform [-1, 1] inputs
+    exact_on_integers: bool      # must match the reference bit for bit on the integer fill
+    requires: tuple = ()         # importable modules, plus "gpu" for a visible CUDA device
+    peer: bool = False           # a vendor/library baseline rather than one of our kernels
+    summary: str = ""
+
+
+# Tolerances: relative L2 error on uniform [-1, 1] inputs. Each number is a ceiling set a little above
+# the largest error measured over the `default` and `resnet50` shape sets (batch 1, seed 0) with
+# `python -m convbench accuracy`, on an AMD EPYC Zen 4 (this project's development machine); the
+# measured maxima are in the comment beside each row.
+REGISTRY = (
+    # measured max 3.6e-7 (resnet50) -> 2e-6
+    KernelSpec("direct", "cpu", "kernels.cpu.direct:direct", 2e-6, True, ("numba",),
+               summary="sliding window, numba parallel over (image, output channel)"),
+)
+
+
+def _module_available(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _gpu_missing_reason():
+    """None when CuPy sees a CUDA device, else why not. Imports CuPy only when asked."""
+    try:
+        import cupy
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as error:  # noqa: BLE001 - any failure means "no usable GPU", with its message
+        return f"no usable CUDA device ({type(error).__name__}: {error})"
+    return None if count > 0 else "no CUDA device visible"
+
+
+class Kernel:
+    """One registry row, its implementation loaded on first use, behind the checked contract."""
+
+    def __init__(self, spec: KernelSpec):
+        self.spec = spec
+
+    def __repr__(self):
+        return f"<Kernel {self.name}>"
+
+    @property
+    def name(self) -> str:
+        return f"{self.spec.algo}/{self.spec.backend}"
+
+    @cached_property
+    def unavailable_reason(self):
+        """None when every requirement is met here, else what is missing."""
+        for requirement in self.spec.requires:
+            if requirement == "gpu":
+                reason = _gpu_missing_reason()
+                if reason:
+                    return reason
+            elif not _module_available(requirement):
+                return f"{requirement} is not installed"
+        return None
+
+    @cached_property
+    def impl(self):
+        reason = self.unavailable_reason
+        if reason:
+            raise UnsupportedProblem(reason)
+        module_name, _, attribute = self.spec.target.partition(":")
+        return getattr(importlib.import_module(module_name), attribute)
+
+    def source_files(self):
+        """Files whose text defines this kernel (for the source hash in results)."""
+        module_name = self.spec.target.partition(":")[0]
+        spec = importlib.util.find_spec(module_name)
+        return [spec.origin] if spec and spec.origin else []
+
+    def workspace_bytes(self, problem) -> int:
+        return int(self.impl.workspace_bytes(problem))
+
+    def memory_needed(self, problem) -> int:
+        """Input, weights, output and workspace, in bytes."""
+        return problem.bytes_float32() + self.workspace_bytes(problem)
+
+    def supports(self, problem, memory_budget=None):
+        """None when this kernel can run ``problem`` here within the memory budget, else why not.
+
+        ``memory_budget`` defaults to half the memory available now.
+        """
+        if self.unavailable_reason:
+            return self.unavailable_reason
+        reason = self.impl.supports(problem)
+        if reason:
+            return reason
+        budget = default_budget() if memory_budget is None else memory_budget
+        need = self.memory_needed(problem)
+        if need > budget:
+            return (f"needs {format_bytes(need)} (workspace {format_bytes(self.workspace_bytes(problem))})"
+                    f", over the memory budget of {format_bytes(budget)}")
+        return None
+
+    def prepare(self, problem, w, memory_budget=None):
+        """Check ``w`` and the problem, then return the kernel's ``run(x)`` for this problem.
+
+        Raises
+        ------
+        UnsupportedProblem
+            When :meth:`supports` gives a reason.
+        ValueError
+            When ``w`` is not a float32 array of the problem's weight shape.
+        """
+        reason = self.supports(problem, memory_budget)
+        if reason:
+            raise UnsupportedProblem(f"{self.name}: {reason}")
+        check_array("w", w, problem.weight_shape)
+        inner = self.impl.prepare(problem, w)
+        expected = problem.input_shape
+
+        def run(x):
+            check_array("x", x, expected)
+            return inner(x)
+
+        run.unchecked = inner  # the timing harness calls this after one checked call
+        return run
+
+
+def check_array(label, array, shape):
+    """Raise ValueError unless ``array`` is a C-contiguous float32 ndarray of ``shape``."""
+    if not isinstance(array, np.ndarray):
+        raise ValueError(f"{label} must be a numpy.ndarray, got {type(array).__name__}")
+    if array.dtype != np.float32:
+        raise ValueError(f"{label} has dtype {array.dtype}; convbench kernels take float32")
+    if array.shape != tuple(shape):
+        raise ValueError(f"{label} has shape {array.shape}; this problem expects {tuple(shape)}")
+    if not array.flags.c_contiguous:
+        raise ValueError(f"{label} is not C-contiguous (NCHW/KCRS row-major expected); "
+                         f"pass numpy.ascontiguousarray({label})")
+
+
+_KERNELS = {(spec.algo, spec.backend): Kernel(spec) for spec in REGISTRY}
+
+
+def algorithms():
+    return sorted({spec.algo for spec in REGISTRY})
+
+
+def backends():
+    return sorted({spec.backend for spec in REGISTRY})
+
+
+def all_kernels():
+    return list(_KERNELS.values())
+
+
+def get_kernel(algo: str, backend: str = "cpu") -> Kernel:
+    """The registered kernel for (algo, backend); ValueError listing the valid names otherwise."""
+    try:
+        return _KERNELS[(algo, backend)]
+    except KeyError:
+        known = ", ".join(f"{a}/{b}" for a, b in _KERNELS)
+        raise ValueError(f"no kernel {algo!r} for backend {backend!r}; registered: {known}") from None
+
+
+def select(algos=None, backends_=None):
+    """Kernels whose algorithm and backend are in the given lists (None means all).
+
+    Raises ValueError naming any unknown algorithm or backend and listing the valid ones.
+    """
+    for label, wanted, known in (("algorithm", algos, algorithms()),
+                                 ("backend", backends_, backends())):
+        unknown = [name for name in (wanted or ()) if name not in known]
+        if unknown:
+            raise ValueError(f"unknown {label} {', '.join(map(repr, unknown))}; "
+                             f"valid: {', '.join(known)}")
+    return [kernel for (algo, backend), kernel in _KERNELS.items()
+            if (not algos or algo in algos) and (not backends_ or backend in backends_)]

@@ -1,0 +1,225 @@
+"""The sweep: every selected kernel on every problem, one row each, saved as it goes.
+
+Each case that a kernel supports runs in its own process (``convbench._case``), so an exception, a
+segfault in compiled code or a hang costs one row (FAILED, CRASHED or TIMEOUT with the reason) and the
+sweep goes on. After every case the results file is rewritten atomically; ``resume`` continues a file
+without redoing its finished cases.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import __version__
+from .ceilings import ceilings as machine_ceilings
+from .machine import fingerprint, git_state, machine_id, source_hash
+from .memory import default_budget
+from .results import PYPERF_SUFFIX, SCHEMA_VERSION, read_document, write_atomic
+from .timing import MODES
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_RESULTS_DIR = PROJECT_ROOT / "results"
+DEFAULT_CASE_TIMEOUT = 600.0  # seconds for one case: validation plus every pyperf worker
+
+
+@dataclass
+class SweepOptions:
+    shapes: str = "default"
+    algos: list = field(default_factory=list)
+    backends: list = field(default_factory=list)
+    mb: int | None = None
+    mode: str = "default"
+    seed: int = 0
+    memory_budget: int | None = None
+    case_timeout: float = DEFAULT_CASE_TIMEOUT
+    check_only: bool = False
+
+    def as_dict(self):
+        return {"shapes": self.shapes, "algos": self.algos, "backends": self.backends, "mb": self.mb,
+                "mode": self.mode, "seed": self.seed, "memory_budget": self.memory_budget,
+                "case_timeout": self.case_timeout, "check_only": self.check_only}
+
+
+def problem_fields(problem):
+    return {"descriptor": problem.descriptor, "name": problem.name, "n": problem.n, "c": problem.c,
+            "h": problem.h, "w": problem.w, "k": problem.k, "r": problem.r, "s": problem.s,
+            "stride_h": problem.stride[0], "stride_w": problem.stride[1],
+            "pad_h": problem.padding[0], "pad_w": problem.padding[1],
+            "dilation_h": problem.dilation[0], "dilation_w": problem.dilation[1],
+            "groups": problem.groups, "flops": problem.flops}
+
+
+def base_row(problem, kernel):
+    row = problem_fields(problem)
+    row.update(algo=kernel.spec.algo, backend=kernel.spec.backend, peer=kernel.spec.peer,
+               tolerance=kernel.spec.tolerance, status="", reason="", rel_l2=None, max_err=None,
+               median_s=None, mad_s=None, stdev_s=None, values=None, samples_s=None, loops=None,
+               gflops=None,
+               sgemm_fraction=None, workspace_bytes=None, prepare_s=None, first_call_s=None,
+               source_hash=None, case_wall_s=None)
+    try:
+        row["source_hash"] = source_hash(kernel.source_files())
+    except OSError:
+        pass
+    return row
+
+
+def case_key(row):
+    return (row["descriptor"], row["algo"], row["backend"])
+
+
+def _signal_name(returncode):
+    try:
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return f"signal {-returncode}"
+
+
+def run_case(problem, kernel, options, workdir, env=None):
+    """Run one supported case in a child process; the row's measured fields and its pyperf file."""
+    result_path = Path(workdir) / "case.json"
+    pyperf_path = Path(workdir) / "case.pyperf.json"
+    for stale in (result_path, pyperf_path):
+        stale.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "convbench._case", "--problem", problem.descriptor,
+           "--algo", kernel.spec.algo, "--backend", kernel.spec.backend, "--seed", str(options.seed),
+           "--mode", options.mode, "--result", str(result_path), "--output", str(pyperf_path),
+           "--quiet"]
+    if options.memory_budget is not None:
+        cmd += ["--memory-budget", str(options.memory_budget)]
+    if options.check_only:
+        cmd.append("--check-only")
+    start = time.perf_counter()
+    # A new session makes the case the leader of its own process group, so a timeout can kill the
+    # pyperf workers it started too.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env, start_new_session=True)
+    try:
+        output, _ = proc.communicate(timeout=options.case_timeout)
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate()
+        timed_out = True
+    found = {"case_wall_s": time.perf_counter() - start}
+    if result_path.is_file():
+        try:
+            found.update(json.loads(result_path.read_text()))
+        except json.JSONDecodeError:
+            pass
+    tail = " | ".join(line for line in (output or "").strip().splitlines()[-3:])
+    if timed_out:
+        found.update(status="TIMEOUT", reason=f"case exceeded the {options.case_timeout:g} s limit")
+    elif proc.returncode < 0:
+        found.update(status="CRASHED",
+                     reason=f"process killed by {_signal_name(proc.returncode)}: {tail}".strip())
+    elif proc.returncode != 0:
+        # An exception in the kernel (or in a pyperf worker, which the manager reports this way).
+        found.update(status="FAILED", reason=f"exit status {proc.returncode}: {tail}".strip())
+    elif not found.get("status"):
+        found.update(status="FAILED", reason=f"case wrote no result: {tail}")
+    elif found["status"] == "PASSED" and not options.check_only and "median_s" not in found:
+        found.update(status="FAILED", reason=f"timing did not finish: {tail}")
+    return found, pyperf_path if pyperf_path.is_file() else None
+
+
+def complete_row(row, found, problem, ceiling):
+    for key in ("status", "reason", "rel_l2", "max_err", "median_s", "mad_s", "stdev_s", "values",
+                "samples_s", "loops", "prepare_s", "first_call_s", "case_wall_s"):
+        if key in found:
+            row[key] = found[key]
+    if row["status"] == "PASSED" and row.get("median_s"):
+        row["gflops"] = problem.flops / row["median_s"] / 1e9
+        if ceiling:
+            row["sgemm_fraction"] = row["gflops"] / ceiling["sgemm_gflops"]
+    return row
+
+
+class PyperfSuite:
+    """pyperf's own JSON for the run, kept beside the results file and rewritten per case."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.benchmarks = []
+        if self.path.is_file():
+            import pyperf
+            try:
+                self.benchmarks = list(pyperf.BenchmarkSuite.load(str(self.path)).get_benchmarks())
+            except Exception:  # noqa: BLE001 - a damaged side file is rebuilt from what follows
+                self.benchmarks = []
+
+    def add(self, case_file):
+        import pyperf
+        self.benchmarks.extend(pyperf.BenchmarkSuite.load(str(case_file)).get_benchmarks())
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        pyperf.BenchmarkSuite(self.benchmarks).dump(str(tmp), replace=True)
+        os.replace(tmp, self.path)
+
+
+def new_results_path(out_dir, git):
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    commit = (git.get("commit") or "unknown")[:10]
+    dirty = "-dirty" if git.get("dirty") else ""
+    return Path(out_dir) / machine_id() / f"{stamp}_{commit}{dirty}.json"
+
+
+def sweep(problems, kernels, options, out_dir=DEFAULT_RESULTS_DIR, resume=None, report=None,
+          remeasure_ceilings=False, env=None):
+    """Run every kernel on every problem; return the results file's path.
+
+    ``report(row, done, total)`` is called after each case (progress output).
+    """
+    if options.mode not in MODES:
+        raise ValueError(f"unknown mode {options.mode!r}; valid: {', '.join(MODES)}")
+    budget = options.memory_budget or default_budget()
+    if resume:
+        path = Path(resume)
+        document = read_document(path)
+        finished = {case_key(row) for row in document["rows"]}
+    else:
+        git = git_state()
+        path = new_results_path(out_dir, git)
+        backends = sorted({kernel.spec.backend for kernel in kernels})
+        document = {"schema": SCHEMA_VERSION, "convbench_version": __version__,
+                    "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "machine": fingerprint(), "git": git, "options": options.as_dict(),
+                    "ceilings": {} if options.check_only else machine_ceilings(
+                        Path(out_dir) / machine_id(), backends, remeasure_ceilings),
+                    "complete": False, "rows": []}
+        finished = set()
+        write_atomic(path, document)
+    suite = PyperfSuite(path.with_name(path.stem + PYPERF_SUFFIX))
+    cases = [(problem, kernel) for problem in problems for kernel in kernels]
+    done = len([1 for problem, kernel in cases
+                if (problem.descriptor, kernel.spec.algo, kernel.spec.backend) in finished])
+    with tempfile.TemporaryDirectory(prefix="convbench-case-") as workdir:
+        for problem, kernel in cases:
+            row = base_row(problem, kernel)
+            if case_key(row) in finished:
+                continue
+            reason = kernel.supports(problem, budget)
+            if reason:
+                row.update(status="SKIPPED", reason=reason)
+            else:
+                row["workspace_bytes"] = kernel.workspace_bytes(problem)
+                found, case_pyperf = run_case(problem, kernel, options, workdir, env=env)
+                complete_row(row, found, problem, document["ceilings"].get(kernel.spec.backend))
+                if case_pyperf is not None and row["status"] == "PASSED":
+                    suite.add(case_pyperf)
+            document["rows"].append(row)
+            write_atomic(path, document)
+            done += 1
+            if report:
+                report(row, done, len(cases))
+    document["complete"] = True
+    write_atomic(path, document)
+    return path

@@ -1,0 +1,66 @@
+"""Shape sets: text files of descriptors, one a line, ``#`` starting a comment.
+
+A set is named by its file stem here (``resnet50``) or given as a path to a file of one's own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from ..problem import ConvProblem
+
+SHAPES_DIR = Path(__file__).resolve().parent
+
+
+def shape_sets():
+    """Names of the shipped shape sets."""
+    return sorted(path.stem for path in SHAPES_DIR.glob("*.txt"))
+
+
+def resolve(name_or_path) -> Path:
+    """The file of a shipped set name, or an existing path; ValueError listing the valid names."""
+    candidate = Path(name_or_path)
+    if candidate.suffix == "" and (SHAPES_DIR / f"{name_or_path}.txt").is_file():
+        return SHAPES_DIR / f"{name_or_path}.txt"
+    if candidate.is_file():
+        return candidate
+    raise ValueError(f"unknown shape set {str(name_or_path)!r}: not a shipped set "
+                     f"({', '.join(shape_sets())}) nor an existing file")
+
+
+def parse_lines(lines, source="<text>"):
+    """Problems from descriptor lines; ValueError naming ``source``, the line number and the fault."""
+    problems = []
+    for number, raw in enumerate(lines, start=1):
+        line = raw.split("#", 1)[0].strip() if not raw.lstrip().startswith("#") else ""
+        if not line:
+            continue
+        if line.startswith("--"):
+            raise ValueError(f"{source}:{number}: benchdnn option {line!r} is not supported; "
+                             f"a shape file holds descriptors only")
+        try:
+            problems.append(ConvProblem.parse(line))
+        except ValueError as error:
+            raise ValueError(f"{source}:{number}: {error}") from None
+    return problems
+
+
+def load_shapes(name_or_path, mb=None):
+    """The problems of a shape set, optionally rescaled to batch ``mb``.
+
+    Raises
+    ------
+    ValueError
+        Unknown set (listing the shipped ones), a malformed line (file and line number), an empty
+        set, or a non-positive ``mb``.
+    """
+    path = resolve(name_or_path)
+    problems = parse_lines(path.read_text().splitlines(), source=str(path))
+    if not problems:
+        raise ValueError(f"{path}: holds no descriptors")
+    if mb is not None:
+        if mb < 1:
+            raise ValueError(f"--mb must be positive, got {mb}")
+        problems = [dataclasses.replace(problem, n=mb) for problem in problems]
+    return problems

@@ -1,0 +1,1 @@
+"""GPU kernels with CuPy. Importing this package does not import CuPy."""

@@ -1,0 +1,125 @@
+"""Every CPU kernel in the registry against the float64 reference."""
+
+import numpy as np
+import pytest
+
+from convbench import ConvProblem, UnsupportedProblem
+from convbench.accuracy import compare, make_inputs
+from convbench.reference import reference_for
+
+from .conftest import cpu_kernels
+
+KERNELS = cpu_kernels()
+IDS = [kernel.name for kernel in KERNELS]
+
+# Named edge cases: tails (odd sizes, not multiples of any tile), C=1, K=1, N=1, padding > 1,
+# stride, dilation, groups, rectangular filters, a filter as large as the padded input.
+EDGE_CASES = [
+    "mb1ic1ih5oc1oh5kh3ph1",
+    "mb3ic2ih7iw9oc5oh7ow9kh3ph1",
+    "mb1ic3ih11iw6oc4oh13ow8kh3ph2",
+    "mb2ic4ih9oc1oh9kh3ph1",
+    "mb1ic5ih6oc7oh4kh3",
+    "mb1ic2ih13oc3oh11kh5ph1",
+    "mb1ic3ih10oc2oh5kh3sh2ph1",
+    "mb1ic2ih9iw8oc3oh3ow4kh3kw2sh3sw2",
+    "mb1ic2ih12oc2oh8kh3dh1",
+    "g2mb1ic4ih8oc6oh8kh3ph1",
+    "g4mb2ic4ih6oc4oh6kh3ph1",
+    "mb1ic3ih4oc2oh2kh5ph1",
+    "mb1ic2ih5iw3oc3oh3ow1kh3kw3",
+    "mb1ic1ih1oc1oh1kh1",
+    "mb2ic3ih14oc4oh14kh7ph3",
+    "mb1ic2ih9oc2oh9kh9ph4",
+]
+
+
+def random_problems(count, seed):
+    rng = np.random.default_rng(seed)
+    out = []
+    while len(out) < count:
+        groups = int(rng.choice([1, 1, 1, 2, 3]))
+        r = int(rng.choice([1, 3, 3, 3, 5, 7]))
+        s = r if rng.random() < 0.8 else int(rng.integers(1, 6))
+        try:
+            out.append(ConvProblem(
+                n=int(rng.integers(1, 4)), c=groups * int(rng.integers(1, 6)),
+                h=int(rng.integers(1, 20)), w=int(rng.integers(1, 20)),
+                k=groups * int(rng.integers(1, 6)), r=r, s=s,
+                stride=(int(rng.choice([1, 1, 2, 3])),) * 2,
+                padding=(int(rng.integers(0, 4)), int(rng.integers(0, 4))),
+                dilation=(int(rng.choice([1, 1, 1, 2])),) * 2, groups=groups))
+        except ValueError:
+            continue  # filter larger than the padded input: draw again
+    return out
+
+
+def check_against_reference(kernel, problem, fill="uniform"):
+    x, w = make_inputs(problem, seed=7, fill=fill)
+    y = kernel.prepare(problem, w)(x)
+    ref = reference_for(problem, x, w)
+    exact = fill == "integer" and kernel.spec.exact_on_integers
+    result = compare(y, ref, kernel.spec.tolerance, exact=exact)
+    assert result.passed, f"{kernel.name} on {problem}: {result.reason}"
+    return result
+
+
+@pytest.mark.parametrize("kernel", KERNELS, ids=IDS)
+@pytest.mark.parametrize("descriptor", EDGE_CASES)
+def test_edge_cases(kernel, descriptor):
+    problem = ConvProblem.parse(descriptor)
+    reason = kernel.supports(problem)
+    if reason:
+        assert isinstance(reason, str) and reason
+        with pytest.raises(UnsupportedProblem, match=kernel.name):
+            kernel.prepare(problem, make_inputs(problem)[1])
+    else:
+        check_against_reference(kernel, problem)
+
+
+@pytest.mark.parametrize("kernel", KERNELS, ids=IDS)
+def test_random_problems(kernel):
+    checked = 0
+    for problem in random_problems(60, seed=2024):
+        if kernel.supports(problem) is None:
+            check_against_reference(kernel, problem)
+            checked += 1
+    assert checked > 0, f"{kernel.name} accepted none of the random problems"
+
+
+@pytest.mark.parametrize("kernel", KERNELS, ids=IDS)
+def test_integer_fill(kernel):
+    """Exact kernels match the reference bit for bit on integer inputs; others stay in tolerance."""
+    for descriptor in ("mb2ic16ih10oc8oh10kh3ph1", "g2mb1ic8ih9oc4oh5kh3sh2ph1", "mb1ic3ih12oc4oh12kh5ph2"):
+        problem = ConvProblem.parse(descriptor)
+        if kernel.supports(problem) is None:
+            check_against_reference(kernel, problem, fill="integer")
+
+
+@pytest.mark.parametrize("kernel", KERNELS, ids=IDS)
+def test_repeated_calls_are_independent(kernel):
+    """run(x) may keep buffers between calls, but each result is its own and is not overwritten."""
+    problem = ConvProblem.parse("mb1ic4ih8oc4oh8kh3ph1")
+    if kernel.supports(problem):
+        pytest.skip(kernel.supports(problem))
+    x, w = make_inputs(problem, seed=1)
+    run = kernel.prepare(problem, w)
+    first = run(x)
+    kept = first.copy()
+    second = run(np.ascontiguousarray(x[:, :, ::-1, :]))
+    np.testing.assert_array_equal(first, kept)
+    assert not np.array_equal(first, second)
+
+
+@pytest.mark.parametrize("kernel", KERNELS, ids=IDS)
+def test_workspace_is_a_nonnegative_int(kernel):
+    for problem in random_problems(10, seed=5):
+        if kernel.supports(problem) is None:
+            assert int(kernel.workspace_bytes(problem)) >= 0
+
+
+def test_memory_budget_turns_into_a_reason():
+    kernel = KERNELS[0]
+    problem = ConvProblem.parse("mb4ic64ih56oc64oh56kh3ph1")
+    reason = kernel.supports(problem, memory_budget=1024)
+    assert reason and "memory budget" in reason and "1.0 KiB" in reason

@@ -1,0 +1,75 @@
+import pytest
+
+from convbench.shapes import load_shapes, parse_lines, shape_sets
+
+SHIPPED = ["alexnet", "deepbench", "default", "googlenet", "lenet5", "resnet50", "smoke", "vgg16"]
+
+
+def test_every_required_set_is_shipped():
+    assert set(SHIPPED) <= set(shape_sets())
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_sets_parse_and_round_trip(name):
+    problems = load_shapes(name)
+    assert problems
+    for problem in problems:
+        assert problem.name, f"{name}: {problem} has no layer name"
+        assert type(problem).parse(problem.descriptor) == problem
+
+
+def test_default_set_has_the_promised_mix():
+    problems = load_shapes("default")
+    kernels = {(p.r, p.s) for p in problems}
+    assert {(1, 1), (3, 3), (5, 5), (7, 7), (11, 11)} <= kernels
+    assert any(p.stride != (1, 1) for p in problems)
+    assert all(p.n == 1 for p in problems)
+    assert any(p.name.startswith("resnet50") and p.r == 3 for p in problems)
+    assert any(p.name.startswith("vgg16") for p in problems)
+
+
+def test_deepbench_holds_training_and_inference_sets():
+    names = [p.name for p in load_shapes("deepbench")]
+    assert sum(n.startswith("deepbench:train_") for n in names) == 94
+    assert sum(n.startswith("deepbench:server_") for n in names) == 107
+    assert sum(n.startswith("deepbench:device_") for n in names) == 16
+
+
+def test_mb_rescales_batch():
+    problems = load_shapes("resnet50", mb=32)
+    assert {p.n for p in problems} == {32}
+    assert [p.name for p in problems] == [p.name for p in load_shapes("resnet50")]
+    with pytest.raises(ValueError, match="--mb must be positive"):
+        load_shapes("smoke", mb=0)
+
+
+def test_unknown_set_lists_valid_names():
+    with pytest.raises(ValueError) as info:
+        load_shapes("resnet51")
+    assert "resnet51" in str(info.value) and "resnet50" in str(info.value)
+
+
+def test_malformed_line_names_file_and_line(tmp_path):
+    path = tmp_path / "mine.txt"
+    path.write_text("# my layers\nmb1ic3ih8oc4kh3\n\nmb1ic3ih8oc4kh3xx2\n")
+    with pytest.raises(ValueError) as info:
+        load_shapes(path)
+    assert f"{path}:4:" in str(info.value) and "unknown key 'xx'" in str(info.value)
+
+
+def test_user_file_with_comments(tmp_path):
+    path = tmp_path / "mine.txt"
+    path.write_text('mb1ic3ih8oc4kh3 # trailing comment\n  \n# only comment\nmb2ic1ih5oc1kh1n"b"\n')
+    assert [p.n for p in load_shapes(path)] == [1, 2]
+
+
+def test_benchdnn_options_are_refused_with_line():
+    with pytest.raises(ValueError, match="<text>:1: benchdnn option"):
+        parse_lines(["--dir=FWD_B"])
+
+
+def test_empty_file_is_an_error(tmp_path):
+    path = tmp_path / "empty.txt"
+    path.write_text("# nothing\n")
+    with pytest.raises(ValueError, match="holds no descriptors"):
+        load_shapes(path)

@@ -1,0 +1,96 @@
+"""The sweep end to end, in child processes, on the tiny `smoke` set."""
+
+import subprocess
+import sys
+
+import pytest
+
+from convbench.registry import select
+from convbench.results import load_results, read_document
+from convbench.shapes import load_shapes
+
+pytestmark = pytest.mark.sweep
+
+
+def run_cli(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "convbench", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def only_results(root):
+    return [p for p in root.glob("*/*.json") if not p.name.endswith(".pyperf.json")
+            and p.name != "ceilings.json"]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("results")
+    proc = run_cli("run", "--shapes", "smoke", "--backend", "cpu", "--quick", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    files = only_results(out)
+    assert len(files) == 1
+    return proc, files[0]
+
+
+def test_smoke_sweep_writes_one_row_per_case(smoke_run):
+    _, path = smoke_run
+    frame = load_results(path)
+    problems = load_shapes("smoke")
+    kernels = select(None, ["cpu"])
+    assert len(frame) == len(problems) * len(kernels)
+    assert set(frame["descriptor"]) == {p.descriptor for p in problems}
+    assert set(frame["status"]) <= {"PASSED", "SKIPPED"}
+    passed = frame[frame["status"] == "PASSED"]
+    assert len(passed) >= len(problems)  # direct runs everything
+    assert (passed["median_s"] > 0).all() and (passed["gflops"] > 0).all()
+    assert (passed["rel_l2"] < passed["tolerance"]).all()
+    assert passed["source_hash"].str.len().eq(12).all()
+    assert (passed["sgemm_fraction"] > 0).all()
+    skipped = frame[frame["status"] == "SKIPPED"]
+    assert (skipped["reason"].str.len() > 0).all()
+
+
+def test_smoke_sweep_file_metadata(smoke_run):
+    _, path = smoke_run
+    document = read_document(path)
+    assert document["complete"] is True
+    assert document["options"]["mode"] == "quick"
+    assert document["machine"]["cpu_count"] >= 1
+    assert document["ceilings"]["cpu"]["sgemm_gflops"] > 0
+    assert path.parent.name == document["machine"]["machine_id"]
+
+
+def test_smoke_sweep_prints_table_and_path(smoke_run):
+    proc, path = smoke_run
+    assert "smoke:3x3_odd" in proc.stdout and "GFLOP" not in proc.stdout.splitlines()[0]
+    assert str(path) in proc.stdout
+    assert "[1/" in proc.stderr  # progress lines
+
+
+def test_pyperf_json_beside_results_is_readable_by_pyperf(smoke_run):
+    _, path = smoke_run
+    pyperf_file = path.with_name(path.stem + ".pyperf.json")
+    assert pyperf_file.is_file()
+    proc = subprocess.run([sys.executable, "-m", "pyperf", "stats", str(pyperf_file)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "smoke:3x3_odd" in proc.stdout and "direct/cpu" in proc.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--shapes", "nosuchset"], "unknown shape set 'nosuchset'"),
+    (["--algo", "magic"], "unknown algorithm 'magic'; valid: "),
+    (["--backend", "tpu"], "unknown backend 'tpu'; valid: cpu"),
+    (["--memory-budget", "lots"], "cannot read memory size 'lots'"),
+])
+def test_bad_names_exit_2_listing_valid_ones(tmp_path, args, message):
+    proc = run_cli("run", "--out", str(tmp_path), *args)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+
+
+def test_list_shows_sets_and_kernels():
+    proc = run_cli("list")
+    assert proc.returncode == 0
+    for name in ("resnet50", "deepbench", "smoke", "direct/cpu"):
+        assert name in proc.stdout
