@@ -57,6 +57,12 @@ REGISTRY = (
     # measured max 3.6e-7 (resnet50) -> 2e-6
     KernelSpec("im2col", "cpu", "kernels.cpu.im2col:im2col_gemm", 2e-6, True, ("numba",),
                summary="numba im2col lowering, then one SGEMM per (image, group) through BLAS"),
+    KernelSpec("fft", "cpu", "kernels.cpu.fft:fft", 1e-5, False, ("numba",),
+               summary="scipy.fft real transforms, batched complex matmul over channels; stride 1"),
+    KernelSpec("winograd", "cpu", "kernels.cpu.winograd:winograd_f2x2_3x3", 1e-5, False, ("numba",),
+               summary="Winograd F(2x2,3x3): numba transforms, 16 SGEMMs through BLAS"),
+    KernelSpec("winograd4", "cpu", "kernels.cpu.winograd:winograd_f4x4_3x3", 1e-4, False,
+               ("numba",), summary="Winograd F(4x4,3x3): numba transforms, 36 SGEMMs through BLAS"),
 )
 
 
