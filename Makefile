@@ -16,7 +16,7 @@ PY := $(VENV)/bin/python
 SETUP := $(VENV)/.installed
 endif
 
-.PHONY: bench bench-quick test setup list clean
+.PHONY: bench bench-quick test setup list clean report history
 
 setup: $(SETUP)
 
@@ -26,7 +26,7 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 bench: $(SETUP)
-	$(PY) -m convbench run --shapes $(SHAPES) $(BENCH_ARGS)
+	$(PY) -m convbench run --shapes $(SHAPES) --report report --compare-latest $(BENCH_ARGS)
 
 bench-quick: $(SETUP)
 	$(PY) -m convbench run --shapes $(SHAPES) --quick $(BENCH_ARGS)
@@ -40,3 +40,9 @@ list: $(SETUP)
 clean:
 	rm -rf $(VENV) build *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+report: $(SETUP)
+	$(PY) -m convbench report --out report
+
+history: $(SETUP)
+	$(PY) -m convbench history --out report

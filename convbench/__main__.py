@@ -55,7 +55,23 @@ def summary_table(path):
     return table.to_string(index=False, na_rep="", float_format=lambda v: f"{v:.4g}")
 
 
+def _resume_options(args):
+    """With --resume, the interrupted run's own options replace the command line's."""
+    from .results import read_document
+
+    stored = read_document(args.resume)["options"]
+    args.shapes, args.mb, args.seed = stored["shapes"], stored["mb"], stored["seed"]
+    args.algo, args.backend = ",".join(stored["algos"]), ",".join(stored["backends"])
+    args.quick = args.rigorous = False
+    args.mode, args.check_only = stored["mode"], stored["check_only"]
+    args.case_timeout = stored["case_timeout"]
+    budget = stored.get("memory_budget")
+    args.memory_budget = str(budget) if budget else None
+
+
 def cmd_run(args):
+    if args.resume:
+        _resume_options(args)
     mode = "quick" if args.quick else "rigorous" if args.rigorous else args.mode
     try:
         problems = load_shapes(args.shapes, mb=args.mb)
@@ -69,14 +85,23 @@ def cmd_run(args):
                            case_timeout=args.case_timeout, check_only=args.check_only)
     print(f"convbench: {len(problems)} problems x {len(kernels)} kernels, mode {mode}",
           file=sys.stderr)
+    started = {}
     try:
         path = sweep(problems, kernels, options, out_dir=args.out, resume=args.resume,
-                     report=progress_line, remeasure_ceilings=args.remeasure_ceilings)
-    except ResultsError as error:
-        print(f"convbench run: {error}", file=sys.stderr)
-        return EXIT_USAGE
+                     report=progress_line, remeasure_ceilings=args.remeasure_ceilings,
+                     on_start=lambda path: started.setdefault("path", path))
+    except KeyboardInterrupt:
+        where = started.get("path")
+        print(f"\nconvbench run: interrupted. Every finished case is saved in {where}; continue "
+              f"with:\n  python -m convbench run --resume {where}", file=sys.stderr)
+        return 130
     print(summary_table(path))
     print(f"\nresults: {path}")
+    if args.report:
+        from .report import write_report
+        print(f"report: {write_report([path], args.report)}")
+    if args.compare_latest:
+        compare_with_latest_committed(path)
     return 0
 
 
@@ -96,13 +121,82 @@ def cmd_list(args):
 
 
 def cmd_export(args):
-    try:
-        target = export_csv(args.results, args.csv or Path(args.results).with_suffix(".csv"))
-    except ResultsError as error:
-        print(f"convbench export: {error}", file=sys.stderr)
-        return EXIT_USAGE
+    target = export_csv(args.results, args.csv or Path(args.results).with_suffix(".csv"))
     print(target)
     return 0
+
+
+def cmd_compare(args):
+    from .compare import Thresholds, compare_frames, regressions, render, summarize
+    from .results import load_results
+
+    base, new = load_results(args.base), load_results(args.new)
+    thresholds = Thresholds(min_change=args.min_change, alpha=args.alpha,
+                            noise_factor=args.noise_factor)
+    frame = compare_frames(base, new, thresholds)
+    print(render(frame, markdown=args.markdown))
+    bad = regressions(frame)
+    print(f"\n{summarize(frame)}")
+    print("verdict: REGRESSION" if len(bad) else "verdict: no significant slowdown or new failure")
+    return 1 if len(bad) else 0
+
+
+def latest_results(root, machine=None):
+    from .machine import machine_id
+    files = results_files(root, machine or machine_id())
+    return files[-1:] if files else []
+
+
+def cmd_report(args):
+    from .report import write_report
+
+    paths = args.results or latest_results(args.root)
+    if not paths:
+        print(f"convbench report: no results files given and none under {args.root}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    target = write_report(paths, args.out)
+    print(f"report: {target} (and {target.with_suffix('.html')})")
+    return 0
+
+
+def cmd_history(args):
+    from .history import committed_results, write_history
+    from .machine import machine_id
+
+    machine = args.machine or machine_id()
+    paths = args.results or (committed_results(args.root, machine) if not args.all
+                             else results_files(args.root, machine))
+    if len(paths) < 1:
+        print(f"convbench history: no results for machine {machine!r} under {args.root}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    target, steps = write_history(paths, args.out)
+    print(f"{len(paths)} runs, {len(steps)} step changes; history: {target}")
+    return 0
+
+
+def compare_with_latest_committed(path):
+    """After a sweep: compare with the newest committed run of this machine, print the verdict."""
+    from .compare import compare_frames, regressions, render, summarize
+    from .history import committed_results
+    from .results import load_results, read_document
+
+    machine = read_document(path)["machine"]["machine_id"]
+    root = Path(path).parent.parent
+    baselines = [p for p in committed_results(root, machine) if p.resolve() != Path(path).resolve()]
+    if not baselines:
+        print(f"\nno committed baseline for machine {machine} under {root}: nothing to compare")
+        return 0
+    frame = compare_frames(load_results(baselines[-1]), load_results(path))
+    changed = frame[~frame["verdict"].isin(["same", "skipped"])]
+    print(f"\ncompared with the latest committed run {baselines[-1]}:")
+    if len(changed):
+        print(render(changed))
+    print(summarize(frame))
+    print("verdict: REGRESSION" if len(regressions(frame)) else
+          "verdict: no significant slowdown or new failure")
+    return 1 if len(regressions(frame)) else 0
 
 
 def build_parser():
@@ -124,15 +218,49 @@ def build_parser():
     run.add_argument("--memory-budget", help="e.g. 4G; default half the memory available now")
     run.add_argument("--case-timeout", type=float, default=DEFAULT_CASE_TIMEOUT,
                      help="seconds one case may take before it is killed (TIMEOUT row)")
-    run.add_argument("--resume", type=Path, help="continue this interrupted results file")
+    run.add_argument("--resume", type=Path,
+                     help="continue this interrupted results file with its own options")
     run.add_argument("--check-only", action="store_true",
                      help="validate against the reference, do not time (correctness mode)")
     run.add_argument("--remeasure-ceilings", action="store_true",
                      help="measure SGEMM and copy ceilings again instead of using the cached ones")
+    run.add_argument("--report", type=Path, metavar="DIR",
+                     help="write the report for this run into DIR when it finishes")
+    run.add_argument("--compare-latest", action="store_true",
+                     help="compare with the latest committed results of this machine and print "
+                          "the verdict")
     run.set_defaults(func=cmd_run)
 
     lister = sub.add_parser("list", help="shape sets and kernels, and whether each runs here")
     lister.set_defaults(func=cmd_list)
+
+    compare = sub.add_parser("compare", help="compare two runs; exit 1 on a significant slowdown")
+    compare.add_argument("base", type=Path)
+    compare.add_argument("new", type=Path)
+    compare.add_argument("--min-change", type=float, default=0.10,
+                         help="smallest relative change that can count (default 0.10)")
+    compare.add_argument("--alpha", type=float, default=0.01,
+                         help="significance level of the Mann-Whitney U test (default 0.01)")
+    compare.add_argument("--noise-factor", type=float, default=2.0,
+                         help="changes within this many relative MADs are noise (default 2)")
+    compare.add_argument("--markdown", action="store_true", help="Markdown table for a pull request")
+    compare.set_defaults(func=cmd_compare)
+
+    report = sub.add_parser("report", help="Markdown/HTML report with figures")
+    report.add_argument("results", type=Path, nargs="*",
+                        help="results files (default: the latest of this machine)")
+    report.add_argument("--out", type=Path, default=Path("report"), help="output directory")
+    report.add_argument("--root", type=Path, default=DEFAULT_RESULTS_DIR)
+    report.set_defaults(func=cmd_report)
+
+    history = sub.add_parser("history", help="GFLOP/s of every case across a machine's runs")
+    history.add_argument("results", type=Path, nargs="*",
+                         help="results files (default: the committed runs of this machine)")
+    history.add_argument("--machine", help="machine id (default: this machine)")
+    history.add_argument("--all", action="store_true", help="include uncommitted results files")
+    history.add_argument("--root", type=Path, default=DEFAULT_RESULTS_DIR)
+    history.add_argument("--out", type=Path, default=Path("report"), help="output directory")
+    history.set_defaults(func=cmd_history)
 
     export = sub.add_parser("export", help="write a results file's rows as CSV")
     export.add_argument("results", type=Path)
@@ -143,7 +271,11 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except ResultsError as error:  # a missing, corrupt or unknown-version results file
+        print(f"convbench {args.command}: {error}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from .timing import MODES, loops_for, seconds_per_call, time_func_for
 
 # Environment that changes what a kernel does; pyperf gives workers a cleaned environment otherwise.
 INHERITED_ENVIRONMENT = ("NUMBA_NUM_THREADS", "NUMBA_CACHE_DIR", "NUMBA_THREADING_LAYER",
-                         "OMP_NUM_THREADS", "OMP_WAIT_POLICY", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                         "OMP_NUM_THREADS", "OMP_WAIT_POLICY", "OPENBLAS_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT", "MKL_NUM_THREADS",
                          "CUDA_VISIBLE_DEVICES", "VIRTUAL_ENV", "CONVBENCH_EXTRA_KERNELS")
 _OWN_OPTIONS = ("problem", "algo", "backend", "seed", "memory_budget")
 

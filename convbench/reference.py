@@ -48,3 +48,15 @@ def conv2d_reference(x, w, stride=(1, 1), padding=(0, 0), dilation=(1, 1), group
 def reference_for(problem, x, w):
     """:func:`conv2d_reference` with the geometry of a :class:`~convbench.ConvProblem`."""
     return conv2d_reference(x, w, problem.stride, problem.padding, problem.dilation, problem.groups)
+
+
+def reference_bytes(problem):
+    """Memory the reference needs: float64 copies of input (plain and padded), weights and output,
+    and one image's materialised windows."""
+    c_per_group = problem.c // problem.groups
+    padded = problem.n * problem.c * (problem.h + 2 * problem.padding[0]) * (
+        problem.w + 2 * problem.padding[1])
+    windows = problem.c * problem.p * problem.q * problem.r * problem.s
+    count = (problem.n * problem.c * problem.h * problem.w + padded + windows
+             + problem.k * c_per_group * problem.r * problem.s + problem.n * problem.k * problem.p * problem.q)
+    return 8 * count

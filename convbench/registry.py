@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -189,15 +190,29 @@ def check_array(label, array, shape):
                          f"pass numpy.ascontiguousarray({label})")
 
 
-_KERNELS = {(spec.algo, spec.backend): Kernel(spec) for spec in REGISTRY}
+def _extra_specs():
+    """Kernel specs named by CONVBENCH_EXTRA_KERNELS ("module:attribute", comma-separated).
+
+    This is how tests register deliberately broken kernels (one that crashes its process, one that
+    hangs) without putting them in the table users see; the variable reaches the sweep's child
+    processes and pyperf's workers.
+    """
+    specs = []
+    for target in filter(None, os.environ.get("CONVBENCH_EXTRA_KERNELS", "").split(",")):
+        module_name, _, attribute = target.strip().partition(":")
+        specs.extend(getattr(importlib.import_module(module_name), attribute))
+    return tuple(specs)
+
+
+_KERNELS = {(spec.algo, spec.backend): Kernel(spec) for spec in REGISTRY + _extra_specs()}
 
 
 def algorithms():
-    return sorted({spec.algo for spec in REGISTRY})
+    return sorted({algo for algo, _ in _KERNELS})
 
 
 def backends():
-    return sorted({spec.backend for spec in REGISTRY})
+    return sorted({backend for _, backend in _KERNELS})
 
 
 def all_kernels():

@@ -22,7 +22,8 @@ from pathlib import Path
 from . import __version__
 from .ceilings import ceilings as machine_ceilings
 from .machine import fingerprint, git_state, machine_id, source_hash
-from .memory import default_budget
+from .memory import default_budget, format_bytes
+from .reference import reference_bytes
 from .results import PYPERF_SUFFIX, SCHEMA_VERSION, read_document, write_atomic
 from .timing import MODES
 
@@ -73,6 +74,16 @@ def base_row(problem, kernel):
     return row
 
 
+def _check_case_memory(problem, kernel, budget):
+    """The whole case -- kernel, its inputs and the float64 reference -- must fit the budget."""
+    need = kernel.memory_needed(problem) + reference_bytes(problem)
+    if need > budget:
+        return (f"the case needs {format_bytes(need)} with the float64 reference "
+                f"({format_bytes(reference_bytes(problem))}), over the memory budget of "
+                f"{format_bytes(budget)}")
+    return None
+
+
 def case_key(row):
     return (row["descriptor"], row["algo"], row["backend"])
 
@@ -110,6 +121,10 @@ def run_case(problem, kernel, options, workdir, env=None):
         os.killpg(proc.pid, signal.SIGKILL)
         output, _ = proc.communicate()
         timed_out = True
+    except BaseException:  # Ctrl-C or a kill of the sweep: take the case and its workers down too
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
     found = {"case_wall_s": time.perf_counter() - start}
     if result_path.is_file():
         try:
@@ -173,10 +188,12 @@ def new_results_path(out_dir, git):
 
 
 def sweep(problems, kernels, options, out_dir=DEFAULT_RESULTS_DIR, resume=None, report=None,
-          remeasure_ceilings=False, env=None):
+          remeasure_ceilings=False, env=None, on_start=None):
     """Run every kernel on every problem; return the results file's path.
 
-    ``report(row, done, total)`` is called after each case (progress output).
+    ``on_start(path)`` is called once the results file exists; ``report(row, done, total)`` after
+    each case (progress output). With ``resume``, rows already in that file are kept and their cases
+    not run again.
     """
     if options.mode not in MODES:
         raise ValueError(f"unknown mode {options.mode!r}; valid: {', '.join(MODES)}")
@@ -197,6 +214,8 @@ def sweep(problems, kernels, options, out_dir=DEFAULT_RESULTS_DIR, resume=None, 
                     "complete": False, "rows": []}
         finished = set()
         write_atomic(path, document)
+    if on_start:
+        on_start(path)
     suite = PyperfSuite(path.with_name(path.stem + PYPERF_SUFFIX))
     cases = [(problem, kernel) for problem in problems for kernel in kernels]
     done = len([1 for problem, kernel in cases
@@ -207,6 +226,8 @@ def sweep(problems, kernels, options, out_dir=DEFAULT_RESULTS_DIR, resume=None, 
             if case_key(row) in finished:
                 continue
             reason = kernel.supports(problem, budget)
+            if not reason:
+                reason = _check_case_memory(problem, kernel, budget)
             if reason:
                 row.update(status="SKIPPED", reason=reason)
             else:

@@ -1,0 +1,162 @@
+"""Compare two runs case by case and say, as a CI job can act on, whether anything got slower.
+
+A change in a case's median time counts as significant only when all three hold (as in pyperf's
+``compare_to`` and asv's ``compare``):
+
+* it is at least ``min_change`` (default 10 %) of the base median;
+* it is larger than the noise floor: ``noise_factor`` times the larger relative spread
+  (median absolute deviation / median) of the two sides;
+* a two-sided Mann-Whitney U test (scipy.stats) on the raw timing values rejects "same
+  distribution" at ``alpha`` (default 0.01).
+
+Besides timing, the comparison lists cases present on one side only, cases whose kernel source
+changed, cases whose status changed (a new FAILED, CRASHED or TIMEOUT is a regression), and cases
+whose error grew past the algorithm's tolerance. Nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+KEY = ["descriptor", "algo", "backend"]
+BAD_STATUSES = {"FAILED", "CRASHED", "TIMEOUT"}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    min_change: float = 0.10
+    noise_factor: float = 2.0
+    alpha: float = 0.01
+
+
+def _samples(value):
+    if isinstance(value, (list, tuple, np.ndarray)) and len(value):
+        return np.asarray(value, dtype=float)
+    return None
+
+
+def timing_verdict(base_row, new_row, thresholds):
+    """('slower' | 'faster' | 'same', ratio, p_value, why) for two PASSED rows of one case."""
+    from scipy.stats import mannwhitneyu
+
+    base_median, new_median = float(base_row["median_s"]), float(new_row["median_s"])
+    ratio = new_median / base_median
+    change = ratio - 1.0
+    spreads = [float(row["mad_s"] or 0.0) / float(row["median_s"]) for row in (base_row, new_row)]
+    noise = thresholds.noise_factor * max(spreads)
+    base_values, new_values = _samples(base_row.get("samples_s")), _samples(new_row.get("samples_s"))
+    p_value = float("nan")
+    if base_values is not None and new_values is not None:
+        if np.array_equal(np.sort(base_values), np.sort(new_values)):
+            p_value = 1.0
+        else:
+            p_value = float(mannwhitneyu(base_values, new_values, alternative="two-sided").pvalue)
+    if abs(change) < thresholds.min_change:
+        return "same", ratio, p_value, f"change {change:+.1%} below the {thresholds.min_change:.0%} minimum"
+    if abs(change) <= noise:
+        return "same", ratio, p_value, f"change {change:+.1%} within the noise floor {noise:.1%}"
+    if not p_value < thresholds.alpha:
+        why = ("no raw values to test" if np.isnan(p_value)
+               else f"not significant (p={p_value:.3g} >= {thresholds.alpha})")
+        return "same", ratio, p_value, why
+    verdict = "slower" if change > 0 else "faster"
+    return verdict, ratio, p_value, f"{change:+.1%}, p={p_value:.2g}"
+
+
+def compare_frames(base, new, thresholds=Thresholds()):
+    """One row per case in either run, with a ``verdict`` and the reason for it.
+
+    Verdicts: ``slower``, ``faster``, ``same`` (timing); ``new failure``, ``fixed``, ``still failing``,
+    ``skipped`` (status); ``only in base``, ``only in new``.
+    Extra flags: ``source_changed`` and ``error_over_tolerance``.
+    """
+    import pandas as pd
+
+    merged = pd.merge(base, new, on=KEY, how="outer", suffixes=("_base", "_new"), indicator=True)
+    rows = []
+    for _, row in merged.iterrows():
+        b = {col[:-5]: row[col] for col in merged.columns if col.endswith("_base")}
+        n = {col[:-4]: row[col] for col in merged.columns if col.endswith("_new")}
+        out = {key: row[key] for key in KEY}
+        out["name"] = n.get("name") if row["_merge"] != "left_only" else b.get("name")
+        out.update(base_status=b.get("status"), new_status=n.get("status"),
+                   base_median_s=b.get("median_s"), new_median_s=n.get("median_s"),
+                   ratio=None, p_value=None, source_changed=False, error_over_tolerance=False)
+        if row["_merge"] == "left_only":
+            out.update(verdict="only in base", why="case missing from the new run")
+        elif row["_merge"] == "right_only":
+            out.update(verdict="only in new", why="case not in the base run")
+        else:
+            out["source_changed"] = bool(b.get("source_hash") and n.get("source_hash")
+                                         and b["source_hash"] != n["source_hash"])
+            tolerance = n.get("tolerance")
+            rel_l2 = n.get("rel_l2")
+            out["error_over_tolerance"] = bool(rel_l2 is not None and tolerance is not None
+                                               and rel_l2 == rel_l2 and rel_l2 > tolerance)
+            bs, ns = b.get("status"), n.get("status")
+            if ns in BAD_STATUSES and bs not in BAD_STATUSES:
+                out.update(verdict="new failure", why=f"{ns}: {n.get('reason') or ''}".strip())
+            elif bs in BAD_STATUSES and ns == "PASSED":
+                out.update(verdict="fixed", why=f"was {bs}")
+            elif bs in BAD_STATUSES and ns in BAD_STATUSES:
+                out.update(verdict="still failing", why=f"{ns}: {n.get('reason') or ''}".strip())
+            elif bs == "PASSED" and ns == "PASSED" and b.get("median_s") and n.get("median_s"):
+                verdict, ratio, p_value, why = timing_verdict(b, n, thresholds)
+                out.update(verdict=verdict, ratio=ratio, p_value=p_value, why=why)
+            else:
+                out.update(verdict="skipped" if "SKIPPED" in (bs, ns) else "not timed",
+                           why=n.get("reason") or b.get("reason") or "")
+        rows.append(out)
+    frame = pd.DataFrame(rows)
+    order = {"new failure": 0, "slower": 1, "only in base": 2, "only in new": 3, "still failing": 4,
+             "faster": 5, "fixed": 6, "same": 7, "skipped": 8, "not timed": 9}
+    frame["_order"] = frame["verdict"].map(order).fillna(10)
+    return frame.sort_values(["_order", "ratio"], ascending=[True, False]).drop(columns="_order")
+
+
+def regressions(frame):
+    """Cases a CI job should fail on: significant slowdowns and new failures."""
+    return frame[frame["verdict"].isin(["slower", "new failure"])]
+
+
+def summarize(frame):
+    counts = frame["verdict"].value_counts()
+    parts = [f"{counts[v]} {v}" for v in ("slower", "new failure", "faster", "fixed", "same",
+                                         "only in base", "only in new", "still failing", "skipped",
+                                         "not timed") if v in counts]
+    flags = []
+    if frame["source_changed"].any():
+        flags.append(f"{int(frame['source_changed'].sum())} with changed kernel source")
+    if frame["error_over_tolerance"].any():
+        flags.append(f"{int(frame['error_over_tolerance'].sum())} with error over tolerance")
+    return ", ".join(parts + flags)
+
+
+def render(frame, markdown=False):
+    """The comparison as a text or Markdown table."""
+    table = frame.assign(
+        case=frame["name"].where(frame["name"].fillna("") != "", frame["descriptor"]),
+        kernel=frame["algo"] + "/" + frame["backend"],
+        base_ms=frame["base_median_s"].astype(float) * 1e3,
+        new_ms=frame["new_median_s"].astype(float) * 1e3,
+        ratio=frame["ratio"].astype(float),
+        flags=[", ".join(f for f, on in (("source changed", s), ("error > tolerance", e)) if on)
+               for s, e in zip(frame["source_changed"], frame["error_over_tolerance"])],
+    )[["case", "kernel", "base_ms", "new_ms", "ratio", "verdict", "why", "flags"]]
+    if markdown:
+        lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+        for _, row in table.iterrows():
+            cells = [_cell(row[col]) for col in table.columns]
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+    return table.to_string(index=False, na_rep="", float_format=lambda v: f"{v:.4g}")
+
+
+def _cell(value):
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value).replace("|", "\\|")

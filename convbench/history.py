@@ -1,0 +1,104 @@
+"""Each case's speed across a machine's runs, ordered by commit date, with step changes marked.
+
+A step change is a pair of consecutive runs where :mod:`convbench.compare` calls the case
+significantly slower or faster.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from .compare import KEY, Thresholds, compare_frames
+from .results import load_results, results_files
+
+
+def committed_results(root, machine_id):
+    """Results files of ``machine_id`` that git tracks (the committed history), oldest name first."""
+    root = Path(root)
+    try:
+        listed = subprocess.run(["git", "ls-files", "--", str(root / machine_id)], cwd=root,
+                                capture_output=True, text=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    tracked = {(root / line).resolve() for line in listed.splitlines()} if listed else set()
+    base = Path(subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=root,
+                               capture_output=True, text=True, timeout=30).stdout.strip() or root)
+    tracked |= {(base / line).resolve() for line in listed.splitlines()}
+    return [path for path in results_files(root, machine_id) if path.resolve() in tracked]
+
+
+def runs_in_order(paths):
+    """(path, frame) per run, ordered by commit date, then creation time."""
+    loaded = [(path, load_results(path)) for path in paths]
+    return sorted(loaded, key=lambda item: (str(item[1]["commit_date"].iloc[0] or ""),
+                                            str(item[1]["created"].iloc[0] or "")))
+
+
+def step_changes(runs, thresholds=Thresholds()):
+    """Rows of (case, from run, to run, verdict, ratio) for significant changes between neighbours."""
+    import pandas as pd
+
+    steps = []
+    for (_, before), (path, after) in zip(runs, runs[1:]):
+        verdicts = compare_frames(before, after, thresholds)
+        for _, row in verdicts[verdicts["verdict"].isin(["slower", "faster"])].iterrows():
+            steps.append({**{key: row[key] for key in KEY}, "name": row["name"],
+                          "commit": str(after["commit"].iloc[0])[:10], "file": str(path),
+                          "verdict": row["verdict"], "ratio": row["ratio"]})
+    return pd.DataFrame(steps, columns=KEY + ["name", "commit", "file", "verdict", "ratio"])
+
+
+def write_history(paths, out_dir, thresholds=Thresholds()):
+    """history.png (GFLOP/s per case across runs, one panel per algorithm) and history.md."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = runs_in_order(paths)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    steps = step_changes(runs, thresholds)
+    labels = [f"{str(frame['commit'].iloc[0])[:7]}\n{str(frame['commit_date'].iloc[0] or '')[:10]}"
+              for _, frame in runs]
+    kernels = sorted({(a, b) for _, frame in runs for a, b in zip(frame["algo"], frame["backend"])})
+    fig, axes = plt.subplots(len(kernels), 1, figsize=(10, 3.2 * len(kernels)), squeeze=False)
+    for ax, (algo, backend) in zip(axes[:, 0], kernels):
+        cases = {}
+        for index, (_, frame) in enumerate(runs):
+            part = frame[(frame["algo"] == algo) & (frame["backend"] == backend)
+                         & (frame["status"] == "PASSED")]
+            for _, row in part.iterrows():
+                cases.setdefault(row["name"] or row["descriptor"], {})[index] = row["gflops"]
+        for name, series in cases.items():
+            xs = sorted(series)
+            line, = ax.plot(xs, [series[x] for x in xs], marker="o", markersize=3, label=name)
+            for _, step in steps[(steps["algo"] == algo) & (steps["backend"] == backend)
+                                 & (steps["name"] == name)].iterrows():
+                index = next(i for i, (p, _) in enumerate(runs) if str(p) == step["file"])
+                if index in series:
+                    slower = step["verdict"] == "slower"
+                    ax.plot(index, series[index], marker="v" if slower else "^", markersize=11,
+                            color="red" if slower else "green", zorder=5)
+        ax.set_title(f"{algo}/{backend}  (red: significantly slower than the run before; green: faster)",
+                     fontsize=10)
+        ax.set_ylabel("GFLOP/s")
+        ax.set_xticks(range(len(runs)))
+        ax.set_xticklabels(labels, fontsize=7)
+        ax.grid(alpha=0.3)
+        if cases:
+            ax.legend(fontsize=6, ncol=3, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    fig.savefig(out_dir / "history.png", dpi=100)
+    plt.close(fig)
+    lines = ["# convbench history", "", f"{len(runs)} runs, oldest first: "
+             + ", ".join(f"`{p}`" for p, _ in runs), "", "![history](history.png)", "",
+             "## Step changes", ""]
+    if steps.empty:
+        lines.append("None: no case changed significantly between consecutive runs.")
+    else:
+        for _, step in steps.iterrows():
+            lines.append(f"- {step['name'] or step['descriptor']} {step['algo']}/{step['backend']}: "
+                         f"{step['verdict']} (x{step['ratio']:.2f}) at commit {step['commit']}")
+    (out_dir / "history.md").write_text("\n".join(lines) + "\n")
+    return out_dir / "history.md", steps

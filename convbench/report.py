@@ -1,0 +1,249 @@
+"""Reports from results files: Markdown and an HTML page with matplotlib figures.
+
+What it shows, per machine:
+
+* the best algorithm for every layer, its speed-up over direct and the error it pays;
+* effective GFLOP/s of every algorithm on every layer, with the machine's measured SGEMM rate drawn in;
+* relative L2 error per algorithm on a log scale, with each algorithm's tolerance;
+* workspace memory per algorithm;
+
+and, when several machines are given, the best-per-layer tables side by side.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+import numpy as np
+
+ALGO_ORDER = ["direct", "im2col", "fft", "winograd", "winograd4"]
+
+
+def _label(frame):
+    return frame["name"].where(frame["name"].fillna("") != "", frame["descriptor"])
+
+
+def _algo_order(algos):
+    known = [a for a in ALGO_ORDER if a in algos]
+    return known + sorted(a for a in algos if a not in known)
+
+
+def best_per_layer(frame):
+    """For each (layer, backend): the fastest PASSED non-peer kernel, speed-up over direct, its error."""
+    import pandas as pd
+
+    passed = frame[(frame["status"] == "PASSED") & frame["median_s"].notna() & ~frame["peer"].fillna(False).astype(bool)]
+    rows = []
+    for (descriptor, backend), group in passed.groupby(["descriptor", "backend"], sort=False):
+        best = group.loc[group["median_s"].astype(float).idxmin()]
+        direct = group[group["algo"] == "direct"]
+        speedup = (float(direct["median_s"].iloc[0]) / float(best["median_s"])) if len(direct) else np.nan
+        rows.append({"layer": best["layer"], "backend": backend, "best": best["algo"],
+                     "time_ms": float(best["median_s"]) * 1e3, "gflops": float(best["gflops"]),
+                     "speedup_vs_direct": speedup, "rel_l2": float(best["rel_l2"]),
+                     "runner_up": _runner_up(group, best)})
+    return pd.DataFrame(rows)
+
+
+def _runner_up(group, best):
+    others = group[group["algo"] != best["algo"]]
+    if others.empty:
+        return ""
+    second = others.loc[others["median_s"].astype(float).idxmin()]
+    return f"{second['algo']} ({float(second['median_s']) / float(best['median_s']):.2f}x slower)"
+
+
+def gflops_table(frame):
+    """Layers x algorithms: GFLOP/s where PASSED, else the status."""
+    cells = frame.assign(cell=[f"{g:.1f}" if s == "PASSED" and g == g and g is not None else s
+                               for s, g in zip(frame["status"], frame["gflops"])])
+    cells = cells.assign(kernel=cells["algo"] + "/" + cells["backend"])
+    table = cells.pivot_table(index="layer", columns="kernel", values="cell", aggfunc="first",
+                              sort=False)
+    order = [f"{a}/{b}" for b in sorted(cells["backend"].unique()) for a in _algo_order(cells["algo"].unique())
+             if f"{a}/{b}" in table.columns]
+    return table[order]
+
+
+def _markdown_table(frame, float_format="{:.3g}"):
+    columns = list(frame.columns)
+    lines = ["| " + " | ".join(map(str, columns)) + " |", "|" + "---|" * len(columns)]
+    for _, row in frame.iterrows():
+        cells = []
+        for col in columns:
+            value = row[col]
+            if isinstance(value, float):
+                cells.append("" if value != value else float_format.format(value))
+            else:
+                cells.append(str(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _grouped_bars(ax, rows, layers, column, scale):
+    """One group of bars per layer, one bar per algorithm; a missing row draws no bar."""
+    algos = _algo_order(rows["algo"].unique())
+    width = 0.8 / max(1, len(algos))
+    for i, algo in enumerate(algos):
+        values = []
+        for layer in layers:
+            hit = rows[(rows["layer"] == layer) & (rows["algo"] == algo)]
+            values.append(float(hit[column].iloc[0]) * scale if len(hit) else 0.0)
+        ax.bar(np.arange(len(layers)) + (i - (len(algos) - 1) / 2) * width, values, width,
+               label=algo)
+    ax.set_xticks(np.arange(len(layers)))
+    ax.set_xticklabels(layers, rotation=35, ha="right", fontsize=8)
+    ax.legend(title="algorithm", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.grid(axis="y", alpha=0.3)
+
+
+def _save(fig, path):
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _figure_gflops(frame, machine, ceiling, path):
+    import matplotlib.pyplot as plt
+
+    layers = list(dict.fromkeys(frame["layer"]))
+    fig, ax = plt.subplots(figsize=(max(8, 0.9 * len(layers) + 3), 5.5))
+    _grouped_bars(ax, frame[frame["status"] == "PASSED"], layers, "gflops", 1.0)
+    if ceiling:
+        ax.axhline(ceiling, color="black", linestyle="--", linewidth=1)
+        ax.text(-0.45, ceiling, f"this machine's measured SGEMM: {ceiling:.0f} GFLOP/s",
+                ha="left", va="bottom", fontsize=9)
+    ax.set_ylabel("effective GFLOP/s (direct-convolution FLOPs / time)")
+    ax.set_title(f"Speed per layer and algorithm, {machine}\n(missing bar: not supported; FFT and "
+                 f"Winograd do fewer FLOPs than direct, so they can pass the SGEMM line)")
+    _save(fig, path)
+
+
+def _figure_errors(frame, machine, path):
+    import matplotlib.pyplot as plt
+
+    passed = frame[frame["rel_l2"].notna() & (frame["status"].isin(["PASSED", "FAILED"]))]
+    algos = _algo_order(passed["algo"].unique())
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    rng = np.random.default_rng(0)
+    for i, algo in enumerate(algos):
+        errors = passed[passed["algo"] == algo]["rel_l2"].astype(float)
+        errors = errors[errors > 0]
+        ax.scatter(i + rng.uniform(-0.15, 0.15, len(errors)), errors, s=18, alpha=0.7)
+        tolerance = passed[passed["algo"] == algo]["tolerance"].astype(float).max()
+        ax.hlines(tolerance, i - 0.3, i + 0.3, color="red", linewidth=2)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(algos)))
+    ax.set_xticklabels(algos)
+    ax.set_ylabel("relative L2 error vs float64 reference")
+    ax.set_xlabel("algorithm")
+    ax.set_title(f"Accuracy per algorithm, {machine}\n(dots: layers; red bar: tolerance)")
+    ax.grid(axis="y", alpha=0.3, which="both")
+    _save(fig, path)
+
+
+def _figure_workspace(frame, machine, path):
+    import matplotlib.pyplot as plt
+
+    layers = list(dict.fromkeys(frame["layer"]))
+    fig, ax = plt.subplots(figsize=(max(8, 0.9 * len(layers) + 3), 5))
+    _grouped_bars(ax, frame[frame["workspace_bytes"].notna()], layers, "workspace_bytes", 2 ** -20)
+    ax.set_yscale("log")
+    ax.set_ylabel("workspace (MiB, log scale)")
+    ax.set_title(f"Extra memory per algorithm, {machine}\n(no bar: none needed, or not supported)")
+    _save(fig, path)
+
+
+def write_report(paths, out_dir):
+    """Write report.md, report.html and the figures for the given results files into ``out_dir``."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from .results import load_results, read_document
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frame = load_results(*paths)
+    frame["layer"] = _label(frame)
+    ceilings = {}
+    for path in paths:
+        document = read_document(path)
+        ceilings[document["machine"]["machine_id"]] = document.get("ceilings", {})
+    sections = [f"# convbench report\n\nFrom {len(paths)} results file(s): "
+                + ", ".join(f"`{p}`" for p in paths) + "\n"]
+    figures = []
+    bests = {}
+    for machine, group in frame.groupby("machine_id", sort=False):
+        # one run per machine: the latest file given
+        latest = group[group["file"] == group["file"].iloc[-1]]
+        best = best_per_layer(latest)
+        bests[machine] = best
+        sections.append(f"## {machine}\n\nRun of commit `{str(latest['commit'].iloc[0])[:10]}` "
+                        f"({latest['created'].iloc[0]}).\n")
+        sections.append("### Best algorithm per layer\n\n" + _markdown_table(best) + "\n")
+        sections.append("### Effective GFLOP/s\n\n"
+                        + _markdown_table(gflops_table(latest).reset_index(), "{}") + "\n")
+        slug = machine.replace("/", "_")
+        for backend in sorted(latest["backend"].unique()):
+            part = latest[latest["backend"] == backend]
+            ceiling = ceilings.get(machine, {}).get(backend, {}).get("sgemm_gflops")
+            names = {f"{slug}-{backend}-gflops.png": lambda p, part=part, c=ceiling:
+                     _figure_gflops(part, f"{machine} ({backend})", c, p),
+                     f"{slug}-{backend}-errors.png": lambda p, part=part:
+                     _figure_errors(part, f"{machine} ({backend})", p),
+                     f"{slug}-{backend}-workspace.png": lambda p, part=part:
+                     _figure_workspace(part, f"{machine} ({backend})", p)}
+            for name, draw in names.items():
+                draw(out_dir / name)
+                figures.append(name)
+                sections.append(f"![{name}]({name})\n")
+    if len(bests) > 1:
+        side = None
+        for machine, best in bests.items():
+            part = best[["layer", "backend", "best", "gflops"]].rename(
+                columns={"best": f"best on {machine}", "gflops": f"GFLOP/s on {machine}"})
+            side = part if side is None else side.merge(part, on=["layer", "backend"], how="outer")
+        sections.insert(1, "## Machines side by side\n\n" + _markdown_table(side) + "\n")
+    markdown = "\n".join(sections)
+    (out_dir / "report.md").write_text(markdown)
+    (out_dir / "report.html").write_text(_html(markdown, out_dir))
+    return out_dir / "report.md"
+
+
+def _html(markdown, out_dir):
+    """A self-contained page: tables as <pre>-free HTML, figures embedded as base64 PNG."""
+    body = []
+    table = []
+
+    def flush():
+        if table:
+            rows = [line.strip("|").split("|") for line in table if not set(line) <= set("|-")]
+            html_rows = ["<tr>" + "".join(f"<{'th' if i == 0 else 'td'}>{html.escape(c.strip())}"
+                                          f"</{'th' if i == 0 else 'td'}>" for c in row) + "</tr>"
+                         for i, row in enumerate(rows)]
+            body.append("<table>" + "".join(html_rows) + "</table>")
+            table.clear()
+
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            table.append(line)
+            continue
+        flush()
+        if line.startswith("!["):
+            name = line[line.index("(") + 1:line.rindex(")")]
+            data = base64.b64encode((out_dir / name).read_bytes()).decode()
+            body.append(f'<p><img src="data:image/png;base64,{data}" alt="{html.escape(name)}"></p>')
+        elif line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            body.append(f"<h{level}>{html.escape(line.lstrip('#').strip())}</h{level}>")
+        elif line.strip():
+            body.append(f"<p>{html.escape(line)}</p>")
+    flush()
+    style = ("body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse;"
+             "font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px}th{background:#eee}"
+             "img{max-width:100%}")
+    return f"<!doctype html><html><head><meta charset='utf-8'><title>convbench report</title>" \
+           f"<style>{style}</style></head><body>{''.join(body)}</body></html>"

@@ -1,0 +1,71 @@
+"""report and history write the expected files (figures are produced, not compared pixel by pixel)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from convbench.history import runs_in_order, step_changes, write_history
+from convbench.report import best_per_layer, write_report
+from convbench.results import load_results
+
+DATA = Path(__file__).parent / "data"
+RUNS = ["compare_base.json", "compare_aa.json", "compare_slower.json", "compare_faster.json"]
+
+
+def is_png(path):
+    return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+
+
+def test_report_writes_markdown_html_and_figures(tmp_path):
+    target = write_report([DATA / "compare_base.json"], tmp_path)
+    text = target.read_text()
+    assert "Best algorithm per layer" in text and "smoke:3x3_odd" in text
+    pngs = sorted(tmp_path.glob("*.png"))
+    assert {p.name.rsplit("-", 1)[1] for p in pngs} == {"gflops.png", "errors.png", "workspace.png"}
+    assert all(is_png(p) for p in pngs)
+    page = (tmp_path / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == len(pngs) and "<table>" in page
+
+
+def test_several_machines_side_by_side(tmp_path):
+    other = json.loads((DATA / "compare_slower.json").read_text())
+    other["machine"]["machine_id"] = "other-machine-8c"
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps(other))
+    text = write_report([DATA / "compare_base.json", path], tmp_path / "out").read_text()
+    assert "Machines side by side" in text
+    assert "best on test-machine-2c" in text and "best on other-machine-8c" in text
+
+
+def test_best_per_layer_picks_fastest_and_speedup_over_direct():
+    frame = load_results(DATA / "compare_base.json")
+    frame["layer"] = frame["name"]
+    best = best_per_layer(frame)
+    assert set(best["layer"]) == set(frame["name"])
+    assert (best["best"] == "direct").all() and (best["speedup_vs_direct"] == 1.0).all()
+
+
+def test_cli_report_exit_2_on_corrupt_file(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    proc = subprocess.run([sys.executable, "-m", "convbench", "report", str(bad), "--out",
+                           str(tmp_path / "r")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and str(bad) in proc.stderr
+
+
+def test_history_orders_runs_and_marks_steps(tmp_path):
+    paths = [DATA / name for name in reversed(RUNS)]  # given out of order on purpose
+    runs = runs_in_order(paths)
+    assert [p.name for p, _ in runs] == RUNS
+    steps = step_changes(runs)
+    found = set(zip(steps["name"], steps["verdict"], steps["commit"].str[0]))
+    # base -> aa: nothing; aa -> slower: 3x3_odd slower at commit c...; slower -> faster: 3x3_odd
+    # back to normal (faster) and 5x5 faster, at commit d...
+    assert ("smoke:3x3_odd", "slower", "c") in found
+    assert ("smoke:3x3_odd", "faster", "d") in found
+    assert ("smoke:5x5", "faster", "d") in found
+    assert len(steps) == 3
+    target, _ = write_history(paths, tmp_path)
+    assert is_png(tmp_path / "history.png")
+    assert "slower" in target.read_text()

@@ -1,0 +1,161 @@
+"""A sweep never loses work: broken kernels, interruption and resume, memory limits, bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from convbench import UnsupportedProblem, conv2d
+from convbench.results import load_results, read_document
+
+pytestmark = pytest.mark.sweep
+
+BAD = "tests.bad_kernels:SPECS"
+
+
+def env_with_bad_kernels():
+    env = dict(os.environ)
+    env["CONVBENCH_EXTRA_KERNELS"] = BAD
+    return env
+
+
+def results_in(root):
+    return [p for p in root.glob("*/*.json") if not p.name.endswith(".pyperf.json")
+            and p.name != "ceilings.json"]
+
+
+def run_bad(tmp_path, shapes, algos, timeout):
+    proc = subprocess.run(
+        [sys.executable, "-m", "convbench", "run", "--shapes", shapes, "--quick", "--out",
+         str(tmp_path), "--algo", algos, "--case-timeout", str(timeout)],
+        capture_output=True, text=True, timeout=900, env=env_with_bad_kernels())
+    assert proc.returncode == 0, proc.stderr
+    return load_results(results_in(tmp_path)[0])
+
+
+def test_broken_kernels_become_rows_and_the_sweep_goes_on(tmp_path):
+    frame = run_bad(tmp_path, "smoke", "crash,raise,nan,wrong_shape,direct", 300)
+    by_algo = frame.groupby("algo")
+    assert set(by_algo.get_group("crash")["status"]) == {"CRASHED"}
+    assert by_algo.get_group("crash")["reason"].str.contains("SIGSEGV").all()
+    assert set(by_algo.get_group("raise")["status"]) == {"FAILED"}
+    assert by_algo.get_group("raise")["reason"].str.contains("index out of range").all()
+    assert by_algo.get_group("nan")["reason"].str.contains("non-finite").all()
+    assert by_algo.get_group("wrong_shape")["reason"].str.contains("output shape").all()
+    assert set(by_algo.get_group("direct")["status"]) == {"PASSED"}  # the sweep went on
+    assert len(frame) == 4 * 5
+
+
+def test_hanging_kernel_times_out_and_the_sweep_goes_on(tmp_path):
+    shapes = tmp_path / "one.txt"
+    shapes.write_text('mb1ic2ih6oc2oh6kh3ph1n"tiny"\n')
+    start = time.monotonic()
+    frame = run_bad(tmp_path, str(shapes), "hang,nan", 3)
+    assert time.monotonic() - start < 120
+    statuses = dict(zip(frame["algo"], frame["status"]))
+    assert statuses == {"hang": "TIMEOUT", "nan": "FAILED"}
+    assert frame[frame["algo"] == "hang"]["reason"].str.contains("3 s limit").all()
+
+
+def test_interrupted_sweep_resumes_without_redoing_cases(tmp_path):
+    args = [sys.executable, "-m", "convbench", "run", "--shapes", "smoke", "--quick",
+            "--algo", "direct,im2col,fft", "--out", str(tmp_path)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    path = None
+    while time.time() < deadline:
+        files = results_in(tmp_path)
+        if files:
+            try:
+                rows = read_document(files[0])["rows"]
+            except ValueError:
+                rows = []
+            if len(rows) >= 3:
+                path = files[0]
+                break
+        time.sleep(0.2)
+    assert path, "the sweep produced no rows in time"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert f"--resume {path}" in err
+    interrupted = read_document(path)
+    assert interrupted["complete"] is False
+    done_before = [(r["descriptor"], r["algo"]) for r in interrupted["rows"]]
+    assert 3 <= len(done_before) < 12
+
+    resumed = subprocess.run([sys.executable, "-m", "convbench", "run", "--resume", str(path)],
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    final = read_document(path)
+    cases = [(r["descriptor"], r["algo"]) for r in final["rows"]]
+    assert final["complete"] is True
+    assert cases[:len(done_before)] == done_before          # finished rows kept, not redone
+    assert len(cases) == len(set(cases)) == 4 * 3           # every case exactly once
+
+    fresh_dir = tmp_path / "fresh"
+    subprocess.run(args[:-1] + [str(fresh_dir)], capture_output=True, text=True, timeout=600,
+                   check=True)
+    fresh = [(r["descriptor"], r["algo"]) for r in read_document(results_in(fresh_dir)[0])["rows"]]
+    assert sorted(cases) == sorted(fresh)
+
+
+def test_memory_budget_skips_with_figures(tmp_path):
+    shapes = tmp_path / "mixed.txt"
+    shapes.write_text('mb1ic64ih224oc64oh224kh3ph1n"vgg16:conv1_2"\nmb1ic3ih9oc4oh9kh3ph1n"tiny"\n')
+    proc = subprocess.run(
+        [sys.executable, "-m", "convbench", "run", "--shapes", str(shapes), "--mb", "64",
+         "--algo", "im2col", "--check-only", "--memory-budget", "2G", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    frame = load_results(results_in(tmp_path)[0]).set_index("name")
+    assert frame.loc["vgg16:conv1_2", "status"] == "SKIPPED"  # its column matrix alone is 6.9 GiB
+    reason = frame.loc["vgg16:conv1_2", "reason"]
+    assert "workspace 6.9 GiB" in reason and "over the memory budget of 2.0 GiB" in reason
+    assert frame.loc["tiny", "status"] == "PASSED"
+
+
+def test_malformed_shape_file_exits_2_with_line(tmp_path):
+    shapes = tmp_path / "mine.txt"
+    shapes.write_text("mb1ic3ih8oc4kh3\nmb1ic3ih8oc4kh3ph-1\n")
+    proc = subprocess.run([sys.executable, "-m", "convbench", "run", "--shapes", str(shapes),
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert f"{shapes}:2:" in proc.stderr and "ph must be >= 0" in proc.stderr
+
+
+def test_resume_of_corrupt_file_exits_2(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"schema": 1}))
+    proc = subprocess.run([sys.executable, "-m", "convbench", "run", "--resume", str(bad)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and str(bad) in proc.stderr
+
+
+arrays = st.builds(
+    lambda shape, dtype, contiguous: (np.zeros(shape, dtype=dtype) if contiguous
+                                      else np.zeros(tuple(s * 2 for s in shape), dtype=dtype)[
+                                          tuple(slice(None, None, 2) for _ in shape)]),
+    st.lists(st.integers(0, 5), min_size=0, max_size=5).map(tuple),
+    st.sampled_from([np.float32, np.float64, np.int32, np.float16]),
+    st.booleans())
+
+
+@settings(max_examples=200, deadline=None)
+@given(x=arrays, w=arrays, stride=st.one_of(st.integers(-1, 3), st.tuples(st.integers(0, 2),
+                                                                             st.integers(0, 2))),
+       padding=st.integers(-1, 3), dilation=st.integers(0, 2), groups=st.integers(-1, 3))
+def test_conv2d_argument_fuzz_gives_result_or_clear_error(x, w, stride, padding, dilation, groups):
+    try:
+        y = conv2d(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    except (ValueError, UnsupportedProblem) as error:
+        assert str(error)
+        return
+    assert y.dtype == np.float32 and y.ndim == 4
