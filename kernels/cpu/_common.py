@@ -1,31 +1,42 @@
 """Small helpers shared by the CPU kernels."""
 
 import numpy as np
+from numba import njit, prange
 
 
-class PaddedInput:
-    """A zero-bordered copy of the input, allocated once; each call copies only the interior.
+def stream_shape(problem, sh, sw, rows=None, cols=None):
+    """Shape of a :func:`load_streams` buffer: (N, C, sh, sw, rows, cols).
 
-    With no padding the input is used as it is and nothing is allocated.
+    ``rows`` and ``cols`` default to what covers the padded input; a kernel may ask for more (zeros).
     """
+    padded_h = problem.h + 2 * problem.padding[0]
+    padded_w = problem.w + 2 * problem.padding[1]
+    rows = -(-padded_h // sh) if rows is None else rows
+    cols = -(-padded_w // sw) if cols is None else cols
+    return (problem.n, problem.c, sh, sw, rows, cols)
 
-    def __init__(self, problem):
-        self.ph, self.pw = problem.padding
-        self.h, self.w = problem.h, problem.w
-        self.buffer = None
-        if self.ph or self.pw:
-            self.buffer = np.zeros((problem.n, problem.c, problem.h + 2 * self.ph,
-                                    problem.w + 2 * self.pw), dtype=np.float32)
 
-    @staticmethod
-    def nbytes(problem):
-        ph, pw = problem.padding
-        if not (ph or pw):
-            return 0
-        return 4 * problem.n * problem.c * (problem.h + 2 * ph) * (problem.w + 2 * pw)
+@njit(parallel=True, cache=True, fastmath=False)
+def load_streams(x, buffer, ph, pw):
+    """Copy x into a zero-bordered buffer split into (sh x sw) interleaved planes.
 
-    def __call__(self, x):
-        if self.buffer is None:
-            return x
-        self.buffer[:, :, self.ph:self.ph + self.h, self.pw:self.pw + self.w] = x
-        return self.buffer
+    ``buffer[n, c, a, b, i, j] = x_padded[n, c, i*sh + a, j*sw + b]``. A kernel that reads every
+    sw-th column of every sh-th row (a strided convolution, the tiles of a Winograd transform) then
+    reads one plane, where consecutive outputs are consecutive in memory: runs that vectorize. The
+    buffer's border must be zero; only the input's own positions are written.
+    """
+    n_images, channels, height, width = x.shape
+    sh, sw = buffer.shape[2], buffer.shape[3]
+    for job in prange(n_images * channels):
+        c = job % channels
+        n = job // channels
+        for y in range(height):
+            a = (y + ph) % sh
+            i = (y + ph) // sh
+            for b in range(sw):
+                x0 = (b - pw) % sw              # first input column that lands in plane b
+                j0 = (x0 + pw) // sw
+                src = x[n, c, y, x0::sw]
+                dst = buffer[n, c, a, b, i, j0:j0 + src.shape[0]]
+                for t in range(src.shape[0]):
+                    dst[t] = src[t]

@@ -26,7 +26,7 @@ Needs a 3x3 filter, stride 1 and no dilation; any padding and any H, W.
 import numpy as np
 from numba import njit, prange
 
-from ._common import PaddedInput
+from ._common import load_streams, stream_shape
 
 TRANSFORMS = {
     2: {
@@ -63,28 +63,6 @@ TRANSFORMS = {
 
 
 @njit(parallel=True, cache=True, fastmath=False)
-def _load_streams(x, buffer, ph, pw):
-    """Copy x into the zero-bordered buffer, each row split into m interleaved streams.
-
-    ``buffer[n, c, y, r, jj] = x_padded[n, c, y, jj*m + r]``: column u of tile j lies in stream u % m
-    at position j + u // m, so the input transform reads only contiguous runs.
-    """
-    n_images, channels, height, width = x.shape
-    m = buffer.shape[3]
-    for job in prange(n_images * channels):
-        c = job % channels
-        n = job // channels
-        for y in range(height):
-            for r in range(m):
-                x0 = (r - pw) % m              # first input column that lands in stream r
-                j0 = (x0 + pw) // m
-                src = x[n, c, y, x0::m]
-                dst = buffer[n, c, y + ph, r, j0:j0 + src.shape[0]]
-                for t in range(src.shape[0]):
-                    dst[t] = src[t]
-
-
-@njit(parallel=True, cache=True, fastmath=False)
 def _input_transform(buffer, bt, v, tiles_h):
     """v[a*alpha + b, c, n*tiles_h*L + i*L + j] = (B^T d B)[a, b] for input tile (i, j).
 
@@ -93,7 +71,7 @@ def _input_transform(buffer, bt, v, tiles_h):
     long and contiguous. B^T is applied down the columns per stream (``streams[a, r, i, :]``), then B
     across the tiles in one vectorized loop per output position (a, b).
     """
-    n_images, channels, _, m, row_len = buffer.shape
+    n_images, channels, _, m, _, row_len = buffer.shape
     alpha = bt.shape[0]
     run = tiles_h * row_len
     for job in prange(n_images * channels):
@@ -108,7 +86,7 @@ def _input_transform(buffer, bt, v, tiles_h):
                     if coef != 0.0:
                         for r in range(m):
                             dst = streams[a, r, i]
-                            src = buffer[n, c, i * m + u, r]
+                            src = buffer[n, c, 0, r, i * m + u]
                             for j in range(row_len):
                                 dst[j] += coef * src[j]
         flat = streams.reshape(alpha, m, (tiles_h + 1) * row_len)
@@ -218,8 +196,8 @@ class WinogradCPU:
         weights = np.ascontiguousarray(
             u.reshape(alpha * alpha, groups, k_per_group, c_per_group).astype(np.float32))
         # Zero border, sized so every tile of the last row and column is whole, stored as m streams
-        # per row (see _load_streams).
-        buffer = np.zeros((problem.n, problem.c, tiles_h * m + 2, m, row_len), dtype=np.float32)
+        # per row (see kernels.cpu._common.load_streams).
+        buffer = np.zeros(stream_shape(problem, 1, m, tiles_h * m + 2, row_len), dtype=np.float32)
         ph, pw = problem.padding
         v = np.empty((alpha * alpha, problem.c, tiles), dtype=np.float32)
         v_grouped = v.reshape(alpha * alpha, groups, c_per_group, tiles)
@@ -228,7 +206,7 @@ class WinogradCPU:
         bt, at, out_shape = self.bt, self.at, problem.output_shape
 
         def run(x):
-            _load_streams(x, buffer, ph, pw)
+            load_streams(x, buffer, ph, pw)
             _input_transform(buffer, bt, v, tiles_h)
             np.matmul(weights, v_grouped, out=mm_grouped)
             out = np.empty(out_shape, dtype=np.float32)
