@@ -7,6 +7,12 @@ VENV ?= .venv
 SHAPES ?= default
 BENCH_ARGS ?=
 
+# Peers (PyTorch, as oneDNN and cuDNN's front end): `make bench PEERS=1` also installs TORCH_SPEC.
+# The default pins the CPU build this project's machines keep on disk; TORCH_SPEC=torch takes the
+# registry's newest (with its CUDA packages, several GB).
+PEERS ?= 0
+TORCH_SPEC ?= torch==2.13.0
+
 ifeq ($(origin PYTHON),command line)
 PY := $(PYTHON)
 SETUP :=
@@ -14,6 +20,9 @@ else
 PYTHON := python3
 PY := $(VENV)/bin/python
 SETUP := $(VENV)/.installed
+ifeq ($(PEERS),1)
+SETUP += $(VENV)/.peers
+endif
 endif
 
 .PHONY: bench bench-quick test setup list clean report history
@@ -23,6 +32,10 @@ setup: $(SETUP)
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+$(VENV)/.peers: $(VENV)/.installed
+	$(PY) -m pip install --quiet --disable-pip-version-check '$(TORCH_SPEC)'
 	@touch $@
 
 bench: $(SETUP)

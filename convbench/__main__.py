@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .memory import format_bytes, parse_bytes
-from .registry import all_kernels, select
+from .registry import all_kernels, select, usable_backends
 from .results import ResultsError, export_csv, results_files
 from .runner import DEFAULT_CASE_TIMEOUT, DEFAULT_RESULTS_DIR, SweepOptions, sweep
 from .shapes import load_shapes, shape_sets
@@ -75,12 +75,13 @@ def cmd_run(args):
     mode = "quick" if args.quick else "rigorous" if args.rigorous else args.mode
     try:
         problems = load_shapes(args.shapes, mb=args.mb)
-        kernels = select(_names(args.algo), _names(args.backend))
+        backends_ = _names(args.backend) or usable_backends()
+        kernels = select(_names(args.algo), backends_)
         budget = parse_bytes(args.memory_budget) if args.memory_budget else None
     except ValueError as error:
         print(f"convbench run: {error}", file=sys.stderr)
         return EXIT_USAGE
-    options = SweepOptions(shapes=args.shapes, algos=_names(args.algo), backends=_names(args.backend),
+    options = SweepOptions(shapes=args.shapes, algos=_names(args.algo), backends=backends_,
                            mb=args.mb, mode=mode, seed=args.seed, memory_budget=budget,
                            case_timeout=args.case_timeout, check_only=args.check_only)
     print(f"convbench: {len(problems)} problems x {len(kernels)} kernels, mode {mode}",
@@ -207,7 +208,8 @@ def build_parser():
     run.add_argument("--shapes", default="default",
                      help=f"a shipped set ({', '.join(shape_sets())}) or a file of descriptors")
     run.add_argument("--algo", help="comma-separated algorithms (default: all)")
-    run.add_argument("--backend", help="comma-separated backends: cpu, gpu (default: all)")
+    run.add_argument("--backend", help="comma-separated backends: cpu, gpu (default: those with a "
+                                       "kernel usable here)")
     run.add_argument("--mb", type=int, help="rescale every problem to this batch size")
     run.add_argument("--out", type=Path, default=DEFAULT_RESULTS_DIR,
                      help="results root; the file goes under OUT/<machine-id>/")

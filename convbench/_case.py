@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -54,18 +55,41 @@ def _write_json(path, data):
     os.replace(tmp, path)
 
 
+def to_host(array):
+    """A numpy array from a kernel's output (CuPy arrays are copied back)."""
+    return array.get() if hasattr(array, "get") and not hasattr(array, "__array_interface__") \
+        else array
+
+
+def to_device(backend, x):
+    """The input where the kernel wants it: unchanged on the CPU, a CuPy copy for the GPU."""
+    if backend != "gpu":
+        return x
+    import cupy
+    return cupy.asarray(x)
+
+
+def _synchronize(backend):
+    if backend == "gpu":
+        import cupy
+        cupy.cuda.Device().synchronize()
+
+
 def validate(kernel, problem, seed, memory_budget):
     """Prepare, run once and compare; the dictionary of findings (status PASSED or FAILED)."""
     found = {"status": "PASSED", "reason": ""}
+    backend = kernel.spec.backend
     x, w = make_inputs(problem, seed=seed, fill="uniform")
+    x_dev = to_device(backend, x)
     start = time.perf_counter()
     run = kernel.prepare(problem, w, memory_budget)
+    _synchronize(backend)
     found["prepare_s"] = time.perf_counter() - start
     start = time.perf_counter()
-    y = run(x)
+    y = run(x_dev)
+    _synchronize(backend)
     found["first_call_s"] = time.perf_counter() - start
-    if kernel.spec.backend == "gpu":
-        y = y.get()
+    y = to_host(y)
     check = compare(y, reference_for(problem, x, w), kernel.spec.tolerance)
     found.update(rel_l2=check.rel_l2, max_err=check.max_err)
     if not check.passed:
@@ -73,14 +97,12 @@ def validate(kernel, problem, seed, memory_budget):
         return found, None, None
     if kernel.spec.exact_on_integers:
         xi, wi = make_inputs(problem, seed=seed, fill="integer")
-        yi = kernel.prepare(problem, wi, memory_budget)(xi)
-        if kernel.spec.backend == "gpu":
-            yi = yi.get()
+        yi = to_host(kernel.prepare(problem, wi, memory_budget)(to_device(backend, xi)))
         exact = compare(yi, reference_for(problem, xi, wi), kernel.spec.tolerance, exact=True)
         if not exact.passed:
             found.update(status="FAILED", reason=f"integer fill: {exact.reason}")
             return found, None, None
-    return found, run, x
+    return found, run, x_dev
 
 
 def _manager_never_times(loops):
@@ -106,6 +128,7 @@ def main(argv=None):
 
     if args.worker:
         x, w = make_inputs(problem, seed=args.seed, fill="uniform")
+        x = to_device(args.backend, x)
         run = kernel.prepare(problem, w, args.memory_budget)
         run(x)  # checked once; the timed loop calls the unchecked function
         runner.bench_time_func(name, time_func_for(args.backend, run.unchecked, x))
@@ -126,6 +149,8 @@ def main(argv=None):
     bench = runner.bench_time_func(name, _manager_never_times)
     found.update(loops=runner.args.loops, values=len(bench.get_values()),
                  samples_s=list(bench.get_values()),
+                 process_medians_s=[statistics.median(run.values) for run in bench.get_runs()
+                                    if run.values],
                  median_s=bench.median(), mad_s=bench.median_abs_dev(),
                  stdev_s=bench.stdev() if len(bench.get_values()) > 1 else 0.0)
     _write_json(args.result, found)

@@ -6,8 +6,14 @@ A change in a case's median time counts as significant only when all three hold 
 * it is at least ``min_change`` (default 10 %) of the base median;
 * it is larger than the noise floor: ``noise_factor`` times the larger relative spread
   (median absolute deviation / median) of the two sides;
-* a two-sided Mann-Whitney U test (scipy.stats) on the raw timing values rejects "same
-  distribution" at ``alpha`` (default 0.01).
+* a two-sided Mann-Whitney U test (scipy.stats) rejects "same distribution" at ``alpha``
+  (default 0.01).
+
+The test and the spread use the per-worker-process medians when both runs have at least three:
+values from one process share its memory layout and thread placement and vary much less than
+processes do, so treating them as independent would overstate significance (two identical default
+runs on the development machine gave two false verdicts that way). Runs without them (older files,
+``--quick``) fall back to the raw values.
 
 Besides timing, the comparison lists cases present on one side only, cases whose kernel source
 changed, cases whose status changed (a new FAILED, CRASHED or TIMEOUT is a regression), and cases
@@ -37,6 +43,20 @@ def _samples(value):
     return None
 
 
+def _is_processes(row):
+    medians = _samples(row.get("process_medians_s"))
+    return medians is not None and len(medians) >= 3
+
+
+def _units(row):
+    return _samples(row.get("process_medians_s"))
+
+
+def _relative_mad(values):
+    median = np.median(values)
+    return float(np.median(np.abs(values - median)) / median) if median else 0.0
+
+
 def timing_verdict(base_row, new_row, thresholds):
     """('slower' | 'faster' | 'same', ratio, p_value, why) for two PASSED rows of one case."""
     from scipy.stats import mannwhitneyu
@@ -44,9 +64,13 @@ def timing_verdict(base_row, new_row, thresholds):
     base_median, new_median = float(base_row["median_s"]), float(new_row["median_s"])
     ratio = new_median / base_median
     change = ratio - 1.0
-    spreads = [float(row["mad_s"] or 0.0) / float(row["median_s"]) for row in (base_row, new_row)]
+    base_values, new_values = _units(base_row), _units(new_row)
+    if _is_processes(base_row) and _is_processes(new_row):
+        spreads = [_relative_mad(values) for values in (base_values, new_values)]
+    else:
+        base_values, new_values = _samples(base_row.get("samples_s")), _samples(new_row.get("samples_s"))
+        spreads = [float(row["mad_s"] or 0.0) / float(row["median_s"]) for row in (base_row, new_row)]
     noise = thresholds.noise_factor * max(spreads)
-    base_values, new_values = _samples(base_row.get("samples_s")), _samples(new_row.get("samples_s"))
     p_value = float("nan")
     if base_values is not None and new_values is not None:
         if np.array_equal(np.sort(base_values), np.sort(new_values)):

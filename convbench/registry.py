@@ -16,11 +16,13 @@ is one module under ``kernels/`` and one row below; the sweep and the tests pick
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.util
 import os
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 
@@ -69,7 +71,61 @@ REGISTRY = (
     # measured max 3.0e-6, median 2.3e-6 (9 3x3 layers) -> 1e-5
     KernelSpec("winograd4", "cpu", "kernels.cpu.winograd:winograd_f4x4_3x3", 1e-5, False,
                ("numba",), summary="Winograd F(4x4,3x3): numba transforms, 36 SGEMMs through BLAS"),
+    # Peers: what a user would call instead. Tolerances are set like ours (see above); oneDNN and
+    # cuDNN may pick Winograd or FFT themselves.
+    KernelSpec("torch", "cpu", "kernels.peers.torch_conv:torch_cpu", 1e-5, False, ("torch",),
+               peer=True, summary="PyTorch conv2d (oneDNN)"),
+    KernelSpec("scipy", "cpu", "kernels.peers.scipy_signal:scipy_signal", 1e-5, False, ("scipy",),
+               peer=True, summary="scipy.signal.correlate, its own choice of direct or FFT"),
+    # GPU (CuPy). Tolerances are the CPU kernels' until measured on a GPU: the same algorithms in
+    # float32, with FP32 (not TF32) cuBLAS.
+    KernelSpec("direct", "gpu", "kernels.gpu.direct:direct", 3e-6, True, ("cupy", "gpu"),
+               summary="CUDA kernel, input patch and filters staged in shared memory"),
+    KernelSpec("im2col", "gpu", "kernels.gpu.im2col:im2col_gemm", 2e-6, True, ("cupy", "gpu"),
+               summary="CUDA im2col, then strided-batched cuBLAS SGEMM"),
+    KernelSpec("fft", "gpu", "kernels.gpu.fft:fft", 2e-6, False, ("cupy", "gpu"),
+               summary="cuFFT real transforms, batched complex matmul over channels; stride 1"),
+    KernelSpec("winograd", "gpu", "kernels.gpu.winograd:winograd_f2x2_3x3", 2e-6, False,
+               ("cupy", "gpu"), summary="Winograd F(2x2,3x3): CUDA transforms, batched SGEMM"),
+    KernelSpec("winograd4", "gpu", "kernels.gpu.winograd:winograd_f4x4_3x3", 1e-5, False,
+               ("cupy", "gpu"), summary="Winograd F(4x4,3x3): CUDA transforms, batched SGEMM"),
+    KernelSpec("torch", "gpu", "kernels.peers.torch_conv:torch_gpu", 1e-5, False,
+               ("torch", "cupy", "gpu"), peer=True,
+               summary="PyTorch conv2d (cuDNN, benchmark mode, TF32 off)"),
 )
+
+
+def _package_sources(module_name, seen=None):
+    """Source files of ``module_name`` and of what it imports from its own top-level package."""
+    seen = set() if seen is None else seen
+    spec = importlib.util.find_spec(module_name)
+    if not spec or not spec.origin or spec.origin in seen or not spec.origin.endswith(".py"):
+        return seen
+    seen.add(spec.origin)
+    parent = module_name.rpartition(".")[0]
+    if parent:
+        _package_sources(parent, seen)  # a package's __init__ runs first (and may set things up)
+    top = module_name.split(".")[0]
+    package = module_name if spec.submodule_search_locations else module_name.rpartition(".")[0]
+    tree = ast.parse(Path(spec.origin).read_text())
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                target = f"{base}.{node.module}" if node.module else base
+            else:
+                target = node.module or ""
+            names = [target] + [f"{target}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        for name in names:
+            if name.split(".")[0] == top:
+                try:
+                    _package_sources(name, seen)
+                except (ImportError, ValueError):
+                    pass  # "from .module import function": the name is not a module
+    return seen
 
 
 def _module_available(name: str) -> bool:
@@ -123,10 +179,9 @@ class Kernel:
         return getattr(importlib.import_module(module_name), attribute)
 
     def source_files(self):
-        """Files whose text defines this kernel (for the source hash in results)."""
-        module_name = self.spec.target.partition(":")[0]
-        spec = importlib.util.find_spec(module_name)
-        return [spec.origin] if spec and spec.origin else []
+        """Files whose text defines this kernel (for the source hash in results): its module and,
+        recursively, the modules of the same top-level package that it imports."""
+        return sorted(_package_sources(self.spec.target.partition(":")[0]))
 
     def workspace_bytes(self, problem) -> int:
         return int(self.impl.workspace_bytes(problem))
@@ -168,18 +223,27 @@ class Kernel:
         check_array("w", w, problem.weight_shape)
         inner = self.impl.prepare(problem, w)
         expected = problem.input_shape
+        device = self.spec.backend == "gpu"
 
         def run(x):
-            check_array("x", x, expected)
+            check_array("x", x, expected, device=device)
             return inner(x)
 
         run.unchecked = inner  # the timing harness calls this after one checked call
         return run
 
 
-def check_array(label, array, shape):
-    """Raise ValueError unless ``array`` is a C-contiguous float32 ndarray of ``shape``."""
-    if not isinstance(array, np.ndarray):
+def check_array(label, array, shape, device=False):
+    """Raise ValueError unless ``array`` is a C-contiguous float32 array of ``shape``.
+
+    On the CPU it must be a numpy.ndarray; for a GPU kernel (``device``) a cupy.ndarray.
+    """
+    if device:
+        if type(array).__module__.split(".")[0] != "cupy":
+            raise ValueError(f"{label} must be a cupy.ndarray for a GPU kernel, got "
+                             f"{type(array).__module__}.{type(array).__name__}; "
+                             f"use cupy.asarray({label})")
+    elif not isinstance(array, np.ndarray):
         raise ValueError(f"{label} must be a numpy.ndarray, got {type(array).__name__}")
     if array.dtype != np.float32:
         raise ValueError(f"{label} has dtype {array.dtype}; convbench kernels take float32")
@@ -213,6 +277,12 @@ def algorithms():
 
 def backends():
     return sorted({backend for _, backend in _KERNELS})
+
+
+def usable_backends():
+    """Backends with at least one kernel that can run here (no CuPy: no "gpu")."""
+    return sorted({backend for (_, backend), kernel in _KERNELS.items()
+                   if kernel.unavailable_reason is None})
 
 
 def all_kernels():

@@ -63,7 +63,8 @@ def base_row(problem, kernel):
     row = problem_fields(problem)
     row.update(algo=kernel.spec.algo, backend=kernel.spec.backend, peer=kernel.spec.peer,
                tolerance=kernel.spec.tolerance, status="", reason="", rel_l2=None, max_err=None,
-               median_s=None, mad_s=None, stdev_s=None, values=None, samples_s=None, loops=None,
+               median_s=None, mad_s=None, stdev_s=None, values=None, samples_s=None,
+               process_medians_s=None, loops=None,
                gflops=None,
                sgemm_fraction=None, workspace_bytes=None, prepare_s=None, first_call_s=None,
                source_hash=None, case_wall_s=None)
@@ -149,7 +150,8 @@ def run_case(problem, kernel, options, workdir, env=None):
 
 def complete_row(row, found, problem, ceiling):
     for key in ("status", "reason", "rel_l2", "max_err", "median_s", "mad_s", "stdev_s", "values",
-                "samples_s", "loops", "prepare_s", "first_call_s", "case_wall_s"):
+                "samples_s", "process_medians_s", "loops", "prepare_s", "first_call_s",
+                "case_wall_s"):
         if key in found:
             row[key] = found[key]
     if row["status"] == "PASSED" and row.get("median_s"):
@@ -205,7 +207,8 @@ def sweep(problems, kernels, options, out_dir=DEFAULT_RESULTS_DIR, resume=None, 
     else:
         git = git_state()
         path = new_results_path(out_dir, git)
-        backends = sorted({kernel.spec.backend for kernel in kernels})
+        backends = sorted({kernel.spec.backend for kernel in kernels
+                           if kernel.unavailable_reason is None})
         document = {"schema": SCHEMA_VERSION, "convbench_version": __version__,
                     "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     "machine": fingerprint(), "git": git, "options": options.as_dict(),

@@ -5,7 +5,9 @@ from convbench.registry import all_kernels
 
 
 def cpu_kernels():
-    return [kernel for kernel in all_kernels() if kernel.spec.backend == "cpu" and not kernel.spec.peer]
+    """Every CPU kernel usable here, peers included (torch only where it is installed)."""
+    return [kernel for kernel in all_kernels()
+            if kernel.spec.backend == "cpu" and kernel.unavailable_reason is None]
 
 
 @pytest.fixture

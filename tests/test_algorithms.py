@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from convbench import ConvProblem, get_kernel
-from kernels.cpu.winograd import TRANSFORMS
+from kernels.winograd_transforms import TRANSFORMS
 
 
 @pytest.mark.parametrize("m", sorted(TRANSFORMS))
@@ -57,3 +57,13 @@ def test_im2col_workspace_is_the_column_matrix_and_respects_budget():
     assert reason and "workspace 6.9 GiB" in reason and "4.0 GiB" in reason
     pointwise = ConvProblem.parse("mb8ic64ih56oc256oh56kh1")
     assert kernel.workspace_bytes(pointwise) == 0  # the input already is the column matrix
+
+
+def test_source_hash_covers_what_a_kernel_imports_from_kernels():
+    from pathlib import Path
+    files = {str(Path(f).relative_to(Path(__file__).parent.parent))
+             for f in get_kernel("fft", "cpu").source_files()}
+    # the FFT algorithm lives in kernels/common.py; the OpenMP setting in kernels/cpu/__init__.py
+    assert {"kernels/cpu/fft.py", "kernels/common.py", "kernels/cpu/__init__.py",
+            "kernels/__init__.py"} <= files
+    assert not any(f.startswith("convbench/") for f in files)

@@ -107,3 +107,26 @@ def test_render_plain_lists_every_case():
     text = render(frame)
     for name in ("smoke:1x1_groups2", "smoke:5x5_new", "smoke:3x3_stride2", "source changed"):
         assert name in text
+
+
+def test_worker_processes_are_the_unit_when_both_runs_have_them():
+    """Raw values cleanly separated but worker medians overlapping: not significant."""
+    base_procs = [1.00, 1.20, 0.90, 1.10, 1.00, 1.25]
+    new_procs = [1.25, 1.05, 1.30, 1.15, 1.35, 1.20]
+    base = {"median_s": 1.05, "mad_s": 0.001, "process_medians_s": base_procs,
+            "samples_s": [1.0 + 0.001 * i for i in range(18)]}
+    new = {"median_s": 1.22, "mad_s": 0.001, "process_medians_s": new_procs,
+           "samples_s": [1.22 + 0.001 * i for i in range(18)]}
+    verdict, _, p_value, why = timing_verdict(base, new, Thresholds())
+    assert verdict == "same", why
+    # the same rows without process medians would look like a clear regression
+    raw = timing_verdict({k: v for k, v in base.items() if k != "process_medians_s"},
+                         {k: v for k, v in new.items() if k != "process_medians_s"}, Thresholds())
+    assert raw[0] == "slower"
+
+
+def test_separated_worker_medians_are_significant():
+    base = {"median_s": 1.0, "mad_s": 0.01, "process_medians_s": [1.0, 1.01, 0.99, 1.02, 0.98, 1.0]}
+    new = {"median_s": 1.25, "mad_s": 0.01, "process_medians_s": [1.25, 1.26, 1.24, 1.27, 1.23, 1.25]}
+    verdict, ratio, p_value, _ = timing_verdict(base, new, Thresholds())
+    assert verdict == "slower" and p_value < 0.01 and ratio == pytest.approx(1.25)

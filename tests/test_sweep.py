@@ -96,3 +96,17 @@ def test_list_shows_sets_and_kernels():
     assert proc.returncode == 0
     for name in ("resnet50", "deepbench", "smoke", "direct/cpu"):
         assert name in proc.stdout
+
+
+def test_every_passed_row_reports_every_field(smoke_run):
+    from convbench.results import ROW_FIELDS
+    _, path = smoke_run
+    rows = [row for row in read_document(path)["rows"] if row["status"] == "PASSED"]
+    assert rows
+    optional = {"reason", "name"}  # empty strings are allowed there
+    for row in rows:
+        missing = [f for f in ROW_FIELDS if f not in optional and row.get(f) in (None, "")]
+        assert not missing, f"{row['descriptor']} {row['algo']}: {missing}"
+        assert row["prepare_s"] >= 0 and row["first_call_s"] > 0
+        assert len(row["samples_s"]) == row["values"] >= 3
+        assert row["median_s"] == pytest.approx(sorted(row["samples_s"])[1], rel=1e-12)

@@ -1,6 +1,5 @@
 """Small helpers shared by the CPU kernels."""
 
-import numpy as np
 from numba import njit, prange
 
 

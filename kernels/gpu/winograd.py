@@ -1,0 +1,148 @@
+"""Winograd F(2x2,3x3) and F(4x4,3x3) on the GPU: CUDA transform kernels and one batched GEMM.
+
+Notes
+-----
+As on the CPU (:mod:`kernels.cpu.winograd`): ``U = G g G^T`` once in ``prepare``; a CUDA kernel with
+one thread per (image, channel, tile) reads its (m+2) x (m+2) input tile (zeros outside the input),
+computes ``B^T d B`` and writes the ``(m+2)^2`` values to ``V[position, channel, tile]``; the
+``(m+2)^2`` products ``U[position] @ V[position]`` are one strided-batched cuBLAS SGEMM (CuPy's
+matmul, FP32); a second kernel computes ``A^T M A`` per (image, output channel, tile) and writes the
+tile, cut to the output size. The transform matrices are compiled into the kernels as constants.
+"""
+
+import cupy
+
+from ..common import winograd_filter_transform, winograd_tiles, winograd_unsupported
+from ..winograd_transforms import TRANSFORMS
+from ._common import blocks_for, free_memory_reason, problem_bytes, raw_kernel, THREADS
+from .im2col import tf32_reason
+
+
+def _matrix(name, values):
+    rows = ", ".join("{" + ", ".join(f"{float(v)!r}f" for v in row) + "}" for row in values)
+    return f"__constant__ float {name}[{len(values)}][{len(values[0])}] = {{{rows}}};"
+
+
+def _source(m):
+    alpha = m + 2
+    spec = TRANSFORMS[m]
+    return f"""
+#define M {m}
+#define ALPHA {alpha}
+{_matrix("BT", spec["BT"])}
+{_matrix("AT", spec["AT"])}
+
+extern "C" __global__ void input_transform(const float* __restrict__ x, float* __restrict__ v,
+    int N, int C, int H, int W, int ph, int pw, int tiles_h, int tiles_w)
+{{
+    const long long tiles = (long long)N * tiles_h * tiles_w;
+    const long long total = tiles * C;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
+         i += (long long)gridDim.x * blockDim.x) {{
+        const long long tile = i % tiles;
+        const int c = i / tiles;
+        const int tw = tile % tiles_w, th = (tile / tiles_w) % tiles_h;
+        const long long n = tile / ((long long)tiles_w * tiles_h);
+        const float* plane = x + (n * C + c) * H * W;
+        float d[ALPHA][ALPHA], t[ALPHA][ALPHA];
+        for (int a = 0; a < ALPHA; ++a)
+            for (int b = 0; b < ALPHA; ++b) {{
+                const int iy = th * M + a - ph, ix = tw * M + b - pw;
+                d[a][b] = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? plane[iy * W + ix] : 0.f;
+            }}
+        for (int a = 0; a < ALPHA; ++a)
+            for (int b = 0; b < ALPHA; ++b) {{
+                float sum = 0.f;
+                for (int u = 0; u < ALPHA; ++u) sum += BT[a][u] * d[u][b];
+                t[a][b] = sum;
+            }}
+        for (int a = 0; a < ALPHA; ++a)
+            for (int b = 0; b < ALPHA; ++b) {{
+                float sum = 0.f;
+                for (int u = 0; u < ALPHA; ++u) sum += t[a][u] * BT[b][u];
+                v[((long long)(a * ALPHA + b) * C + c) * tiles + tile] = sum;
+            }}
+    }}
+}}
+
+extern "C" __global__ void output_transform(const float* __restrict__ mm, float* __restrict__ y,
+    int N, int K, int P, int Q, int tiles_h, int tiles_w)
+{{
+    const long long tiles = (long long)N * tiles_h * tiles_w;
+    const long long total = tiles * K;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
+         i += (long long)gridDim.x * blockDim.x) {{
+        const long long tile = i % tiles;
+        const int k = i / tiles;
+        const int tw = tile % tiles_w, th = (tile / tiles_w) % tiles_h;
+        const long long n = tile / ((long long)tiles_w * tiles_h);
+        float m[ALPHA][ALPHA], t[M][ALPHA];
+        for (int a = 0; a < ALPHA; ++a)
+            for (int b = 0; b < ALPHA; ++b)
+                m[a][b] = mm[((long long)(a * ALPHA + b) * K + k) * tiles + tile];
+        for (int o = 0; o < M; ++o)
+            for (int b = 0; b < ALPHA; ++b) {{
+                float sum = 0.f;
+                for (int a = 0; a < ALPHA; ++a) sum += AT[o][a] * m[a][b];
+                t[o][b] = sum;
+            }}
+        for (int o = 0; o < M; ++o) {{
+            const int p = th * M + o;
+            if (p >= P) break;
+            for (int e = 0; e < M; ++e) {{
+                const int q = tw * M + e;
+                if (q >= Q) break;
+                float sum = 0.f;
+                for (int b = 0; b < ALPHA; ++b) sum += t[o][b] * AT[e][b];
+                y[((n * K + k) * P + p) * Q + q] = sum;
+            }}
+        }}
+    }}
+}}
+"""
+
+
+class WinogradGPU:
+    def __init__(self, m):
+        self.m = m
+        self.alpha = m + 2
+
+    def supports(self, problem):
+        return (winograd_unsupported(self.m, problem) or tf32_reason()
+                or free_memory_reason(problem_bytes(problem) + self.workspace_bytes(problem)))
+
+    def _tiles(self, problem):
+        return winograd_tiles(self.m, problem)
+
+    def workspace_bytes(self, problem):
+        tiles_h, tiles_w = self._tiles(problem)
+        tiles = problem.n * tiles_h * tiles_w
+        return 4 * self.alpha ** 2 * (problem.c * tiles + problem.k * tiles
+                                      + problem.k * (problem.c // problem.groups))
+
+    def prepare(self, problem, w):
+        alpha, groups = self.alpha, problem.groups
+        c_per_group = problem.c // groups
+        tiles_h, tiles_w = self._tiles(problem)
+        tiles = problem.n * tiles_h * tiles_w
+        weights = cupy.asarray(winograd_filter_transform(self.m, problem, w))
+        v = cupy.empty((alpha * alpha, groups, c_per_group, tiles), dtype=cupy.float32)
+        source = _source(self.m)
+        forward, backward = raw_kernel(source, "input_transform"), raw_kernel(source, "output_transform")
+        ints = lambda *values: tuple(cupy.int32(value) for value in values)  # noqa: E731
+        in_args = ints(problem.n, problem.c, problem.h, problem.w, *problem.padding, tiles_h, tiles_w)
+        out_args = ints(problem.n, problem.k, problem.p, problem.q, tiles_h, tiles_w)
+        in_blocks, out_blocks = blocks_for(problem.c * tiles), blocks_for(problem.k * tiles)
+
+        def run(x):
+            forward((in_blocks,), (THREADS,), (x, v, *in_args))
+            mm = cupy.matmul(weights, v)                 # (alpha^2, G, K_g, tiles)
+            y = cupy.empty(problem.output_shape, dtype=cupy.float32)
+            backward((out_blocks,), (THREADS,), (mm, y, *out_args))
+            return y
+
+        return run
+
+
+winograd_f2x2_3x3 = WinogradGPU(2)
+winograd_f4x4_3x3 = WinogradGPU(4)
