@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-ALGO_ORDER = ["direct", "im2col", "fft", "winograd", "winograd4"]
+ALGO_ORDER = ["direct", "im2col", "fft", "winograd", "winograd4", "torch", "scipy"]
 
 
 def _label(frame):
@@ -53,6 +53,28 @@ def _runner_up(group, best):
         return ""
     second = others.loc[others["median_s"].astype(float).idxmin()]
     return f"{second['algo']} ({float(second['median_s']) / float(best['median_s']):.2f}x slower)"
+
+
+def relative_speed_table(frame):
+    """Layers x kernels: speed-up over direct and over the fastest peer (torch, scipy) on the layer.
+
+    ``x2.0`` means twice as fast; a peer's own cell compares it with direct and with the best peer.
+    """
+    passed = frame[(frame["status"] == "PASSED") & frame["median_s"].notna()]
+    cells = {}
+    for (layer, backend), group in passed.groupby(["layer", "backend"], sort=False):
+        times = dict(zip(group["algo"], group["median_s"].astype(float)))
+        peers = group[group["peer"].fillna(False).astype(bool)]
+        best_peer = float(peers["median_s"].astype(float).min()) if len(peers) else None
+        for algo, seconds in times.items():
+            vs_direct = f"x{times['direct'] / seconds:.2f}" if "direct" in times else "-"
+            vs_peer = f"x{best_peer / seconds:.2f}" if best_peer else "-"
+            cells.setdefault(layer, {})[f"{algo}/{backend}"] = f"{vs_direct} / {vs_peer}"
+    import pandas as pd
+    table = pd.DataFrame.from_dict(cells, orient="index")
+    order = [f"{a}/{b}" for b in sorted(frame["backend"].unique())
+             for a in _algo_order(frame["algo"].unique()) if f"{a}/{b}" in table.columns]
+    return table[order].fillna("")
 
 
 def gflops_table(frame):
@@ -186,6 +208,12 @@ def write_report(paths, out_dir):
         sections.append("### Best algorithm per layer\n\n" + _markdown_table(best) + "\n")
         sections.append("### Effective GFLOP/s\n\n"
                         + _markdown_table(gflops_table(latest).reset_index(), "{}") + "\n")
+        if latest["peer"].fillna(False).astype(bool).any():
+            sections.append("### Speed relative to direct / to the best peer\n\nEach cell: speed-up "
+                            "over our direct kernel, then over the fastest peer (PyTorch, "
+                            "scipy.signal) on the same layer; x1.00 is equal, below 1 slower.\n\n"
+                            + _markdown_table(relative_speed_table(latest).reset_index()
+                                              .rename(columns={"index": "layer"}), "{}") + "\n")
         slug = machine.replace("/", "_")
         for backend in sorted(latest["backend"].unique()):
             part = latest[latest["backend"] == backend]

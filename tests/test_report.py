@@ -69,3 +69,20 @@ def test_history_orders_runs_and_marks_steps(tmp_path):
     target, _ = write_history(paths, tmp_path)
     assert is_png(tmp_path / "history.png")
     assert "slower" in target.read_text()
+
+
+def test_relative_speed_against_direct_and_best_peer():
+    import pandas as pd
+    from convbench.report import relative_speed_table
+    frame = pd.DataFrame([
+        {"layer": "L", "backend": "cpu", "algo": "direct", "status": "PASSED", "median_s": 4.0, "peer": False},
+        {"layer": "L", "backend": "cpu", "algo": "im2col", "status": "PASSED", "median_s": 1.0, "peer": False},
+        {"layer": "L", "backend": "cpu", "algo": "torch", "status": "PASSED", "median_s": 2.0, "peer": True},
+        {"layer": "L", "backend": "cpu", "algo": "scipy", "status": "PASSED", "median_s": 8.0, "peer": True},
+        {"layer": "L", "backend": "cpu", "algo": "fft", "status": "SKIPPED", "median_s": None, "peer": False},
+    ])
+    table = relative_speed_table(frame)
+    assert table.loc["L", "im2col/cpu"] == "x4.00 / x2.00"
+    assert table.loc["L", "direct/cpu"] == "x1.00 / x0.50"
+    assert table.loc["L", "torch/cpu"] == "x2.00 / x1.00"
+    assert "fft/cpu" not in table.columns
