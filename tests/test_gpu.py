@@ -1,7 +1,17 @@
 """GPU kernels against the float64 reference: the CPU kernels' tests, on the device.
 
-Skipped, with the reason, where CuPy or a CUDA device is missing.
+Each test runs twice:
+
+``cuda``
+    on a real GPU through CuPy (marker ``gpu``; skipped, with the reason, where CuPy or a CUDA device
+    is missing);
+``emulated``
+    through the CPU stand-in for CuPy in ``tests/fakecuda``, which compiles the CUDA C with the host
+    compiler and checks arguments, launch limits, unwritten outputs and writes out of bounds. It runs
+    wherever g++ is installed, so CI checks the kernels' arithmetic without a GPU.
 """
+
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -9,67 +19,135 @@ import pytest
 from convbench import ConvProblem, UnsupportedProblem
 from convbench.accuracy import compare, make_inputs
 from convbench.reference import reference_for
-from convbench.registry import all_kernels
+from convbench.registry import Kernel, all_kernels
 
+from .fakecuda import compiler_missing_reason, emulated_cupy
 from .test_kernels import EDGE_CASES, random_problems
 
-pytestmark = pytest.mark.gpu
+GPU_SPECS = {kernel.name: kernel.spec for kernel in all_kernels() if kernel.spec.backend == "gpu"}
+OURS = [name for name, spec in GPU_SPECS.items() if not spec.peer]
+DEVICES = [pytest.param("cuda", marks=pytest.mark.gpu), "emulated"]
 
-GPU_KERNELS = [kernel for kernel in all_kernels() if kernel.spec.backend == "gpu"]
-IDS = [kernel.name for kernel in GPU_KERNELS]
+
+@pytest.fixture(scope="module", params=DEVICES)
+def device(request):
+    """The cupy module and fresh Kernel objects bound to it."""
+    if request.param == "cuda":
+        yield SimpleNamespace(name="cuda", kernels={name: Kernel(spec) for name, spec in GPU_SPECS.items()},
+                              cupy=None)
+        return
+    reason = compiler_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    with emulated_cupy() as cupy:
+        kernels = {name: Kernel(GPU_SPECS[name]) for name in OURS}  # no cuDNN to emulate
+        yield SimpleNamespace(name="emulated", kernels=kernels, cupy=cupy)
 
 
-@pytest.fixture(autouse=True)
-def needs_gpu(request):
-    callspec = getattr(request.node, "callspec", None)
-    kernel = callspec.params.get("kernel") if callspec else None
-    reason = kernel.unavailable_reason if kernel else None
+def kernel_on(device, name):
+    kernel = device.kernels.get(name)
+    if kernel is None:
+        pytest.skip(f"{name} is not emulated")
+    if kernel.unavailable_reason:
+        pytest.skip(f"{name}: {kernel.unavailable_reason}")
+    return kernel
+
+
+def skip_unless_supported(kernel, problem):
+    reason = kernel.supports(problem)
     if reason:
         pytest.skip(f"{kernel.name}: {reason}")
 
 
-def run_on_device(kernel, problem, fill="uniform"):
+def cupy_of(device):
+    if device.cupy is not None:
+        return device.cupy
     import cupy
-    x, w = make_inputs(problem, seed=11, fill=fill)
+    return cupy
+
+
+def run_on_device(device, kernel, problem, fill="uniform", seed=11):
+    cupy = cupy_of(device)
+    x, w = make_inputs(problem, seed=seed, fill=fill)
     y = kernel.prepare(problem, w)(cupy.asarray(x))
+    assert type(y).__module__.split(".")[0] == "cupy", f"{kernel.name} returned {type(y)}"
     return cupy.asnumpy(y), reference_for(problem, x, w)
 
 
-@pytest.mark.parametrize("kernel", GPU_KERNELS, ids=IDS)
+@pytest.mark.parametrize("name", list(GPU_SPECS))
 @pytest.mark.parametrize("descriptor", EDGE_CASES)
-def test_gpu_edge_cases(kernel, descriptor):
+def test_gpu_edge_cases(device, name, descriptor):
+    kernel = kernel_on(device, name)
     problem = ConvProblem.parse(descriptor)
     reason = kernel.supports(problem)
     if reason:
         with pytest.raises(UnsupportedProblem):
             kernel.prepare(problem, make_inputs(problem)[1])
         return
-    y, ref = run_on_device(kernel, problem)
+    y, ref = run_on_device(device, kernel, problem)
     result = compare(y, ref, kernel.spec.tolerance)
     assert result.passed, f"{kernel.name} on {problem}: {result.reason}"
 
 
-@pytest.mark.parametrize("kernel", GPU_KERNELS, ids=IDS)
-def test_gpu_random_problems_and_integer_fill(kernel):
+@pytest.mark.parametrize("name", list(GPU_SPECS))
+def test_gpu_random_problems_and_integer_fill(device, name):
+    kernel = kernel_on(device, name)
+    skip_unless_supported(kernel, ConvProblem.parse("mb1ic4ih8oc4oh8kh3ph1"))
+    checked = 0
     for problem in random_problems(30, seed=99):
         if kernel.supports(problem) is None:
-            y, ref = run_on_device(kernel, problem)
+            checked += 1
+            y, ref = run_on_device(device, kernel, problem)
             assert compare(y, ref, kernel.spec.tolerance).passed, f"{kernel.name} on {problem}"
-            y, ref = run_on_device(kernel, problem, fill="integer")
+            y, ref = run_on_device(device, kernel, problem, fill="integer")
             exact = kernel.spec.exact_on_integers
             result = compare(y, ref, kernel.spec.tolerance, exact=exact)
             assert result.passed, f"{kernel.name} on {problem} (integer fill): {result.reason}"
+    assert checked > 0, f"{kernel.name} accepted none of the random problems"
 
 
-@pytest.mark.parametrize("kernel", GPU_KERNELS, ids=IDS)
-def test_gpu_run_refuses_host_arrays(kernel):
+@pytest.mark.parametrize("name", list(GPU_SPECS))
+def test_gpu_tiles_and_blocks_at_their_edges(device, name):
+    """Sizes just past a tile or block boundary: the direct kernel's 16x16 output tile and 16-channel
+    blocks, Winograd's 2- and 4-pixel tiles, several thread blocks in the grid-stride kernels."""
+    kernel = kernel_on(device, name)
+    for descriptor in ("mb2ic3ih17iw18oc17oh17ow18kh3ph1", "mb1ic33ih9oc35oh9kh3ph1",
+                       "g3mb1ic6ih33iw5oc51oh33ow5kh3ph1", "mb3ic5ih31oc7oh29kh3"):
+        problem = ConvProblem.parse(descriptor)
+        if kernel.supports(problem) is None:
+            y, ref = run_on_device(device, kernel, problem, seed=3)
+            result = compare(y, ref, kernel.spec.tolerance)
+            assert result.passed, f"{kernel.name} on {problem}: {result.reason}"
+
+
+@pytest.mark.parametrize("name", list(GPU_SPECS))
+def test_gpu_repeated_calls_are_independent(device, name):
+    kernel = kernel_on(device, name)
+    cupy = cupy_of(device)
     problem = ConvProblem.parse("mb1ic4ih8oc4oh8kh3ph1")
+    skip_unless_supported(kernel, problem)
+    x1, w = make_inputs(problem, seed=1)
+    x2 = make_inputs(problem, seed=2)[0]
+    run = kernel.prepare(problem, w)
+    y1 = run(cupy.asarray(x1))
+    first = cupy.asnumpy(y1)
+    y2 = cupy.asnumpy(run(cupy.asarray(x2)))
+    np.testing.assert_array_equal(cupy.asnumpy(y1), first)  # the second call left y1 alone
+    assert compare(y2, reference_for(problem, x2, w), kernel.spec.tolerance).passed
+
+
+@pytest.mark.parametrize("name", list(GPU_SPECS))
+def test_gpu_run_refuses_host_arrays(device, name):
+    kernel = kernel_on(device, name)
+    problem = ConvProblem.parse("mb1ic4ih8oc4oh8kh3ph1")
+    skip_unless_supported(kernel, problem)
     run = kernel.prepare(problem, make_inputs(problem)[1])
     with pytest.raises(ValueError, match="cupy.ndarray"):
         run(np.zeros(problem.input_shape, np.float32))
 
 
 def test_gpu_kernels_are_registered_for_every_algorithm():
-    assert {k.spec.algo for k in GPU_KERNELS} >= {"direct", "im2col", "fft", "winograd", "winograd4"}
-    for kernel in GPU_KERNELS:
-        assert "gpu" in kernel.spec.requires and "cupy" in kernel.spec.requires
+    assert {spec.algo for spec in GPU_SPECS.values()} >= {"direct", "im2col", "fft", "winograd",
+                                                          "winograd4"}
+    for spec in GPU_SPECS.values():
+        assert "gpu" in spec.requires and "cupy" in spec.requires

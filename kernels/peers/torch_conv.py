@@ -21,6 +21,11 @@ class TorchConv:
         self.device = device
 
     def supports(self, problem):
+        if self.device == "cuda":
+            import torch
+            if not torch.cuda.is_available():
+                return (f"torch {torch.__version__} sees no CUDA device (a CPU-only build, or no "
+                        f"driver)")
         return None
 
     def workspace_bytes(self, problem):

@@ -1,0 +1,68 @@
+"""The GPU path of the harness, end to end, on the CPU stand-in for CuPy (tests/fakecuda).
+
+A sweep with ``--backend gpu`` goes through everything a GPU box would: the per-case process moving
+inputs to the device, validation, loops calibrated with CUDA-event timing, pyperf's worker processes
+importing CuPy, rows with the GPU ceilings. Only the speed is not a GPU's.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from convbench.ceilings import measure_gpu
+from convbench.machine import machine_id
+from convbench.problem import ConvProblem
+from convbench.registry import all_kernels
+from convbench.results import load_results
+
+from .fakecuda import HERE as FAKECUDA, compiler_missing_reason, emulated_cupy
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.skipif(compiler_missing_reason() is not None,
+                                reason=compiler_missing_reason() or "")
+
+
+def test_gpu_ceilings_are_measured_with_cuda_events():
+    with emulated_cupy():
+        found = measure_gpu(sgemm_size=64, copy_bytes=1 << 20)
+    assert found["sgemm_size"] == 64 and found["copy_bytes"] == 1 << 20
+    assert found["sgemm_gflops"] > 0 and found["copy_gbps"] > 0
+
+
+def test_gpu_sweep_end_to_end(tmp_path):
+    out = tmp_path / "results"
+    shapes = tmp_path / "two.txt"
+    shapes.write_text('mb2ic3ih9iw11oc4oh9ow11kh3ph1n"odd3x3"\nmb1ic4ih8oc6oh4kh3sh2ph1n"stride2"\n')
+    # The sweep would measure the ceilings at full size (a 1 GiB copy); store small ones first.
+    with emulated_cupy():
+        ceilings = measure_gpu(sgemm_size=64, copy_bytes=1 << 20)
+    (out / machine_id()).mkdir(parents=True)
+    (out / machine_id() / "ceilings.json").write_text(json.dumps({"gpu": ceilings}))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        filter(None, [str(FAKECUDA), str(ROOT), os.environ.get("PYTHONPATH")])))
+    done = subprocess.run([sys.executable, "-m", "convbench", "run", "--shapes", str(shapes),
+                           "--backend", "gpu", "--quick", "--out", str(out)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    files = sorted((out / machine_id()).glob("2*.json"))
+    files = [f for f in files if not f.name.endswith(".pyperf.json")]
+    assert len(files) == 1
+    frame = load_results(files[0])
+    gpu_algos = {k.spec.algo for k in all_kernels() if k.spec.backend == "gpu"}
+    assert set(frame["backend"]) == {"gpu"} and set(frame["algo"]) == gpu_algos
+    ours = frame[~frame["peer"]]
+    for row in ours.itertuples():
+        problem = ConvProblem.parse(row.descriptor)
+        strided = problem.stride != (1, 1)
+        if strided and row.algo in ("fft", "winograd", "winograd4"):
+            assert row.status == "SKIPPED" and "stride" in row.reason
+        else:
+            assert row.status == "PASSED", (row.algo, row.descriptor, row.reason)
+            assert row.median_s > 0 and row.gflops > 0 and row.rel_l2 < 1e-5
+            assert row.sgemm_fraction == pytest.approx(row.gflops / ceilings["sgemm_gflops"])
+    peer = frame[frame["peer"]]
+    assert (peer["status"] == "SKIPPED").all()   # no cuDNN under the emulator
