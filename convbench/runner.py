@@ -8,8 +8,10 @@ without redoing its finished cases.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -96,6 +98,18 @@ def _signal_name(returncode):
         return f"signal {-returncode}"
 
 
+def reference_cache_dir(workdir, problem):
+    """Where the cases of ``problem`` share its float64 references; references of any other problem
+    are deleted, so the cache never holds more than one problem's."""
+    root = Path(workdir) / "reference"
+    wanted = root / hashlib.sha256(problem.descriptor.encode()).hexdigest()[:16]
+    if root.is_dir():
+        for old in root.iterdir():
+            if old != wanted:
+                shutil.rmtree(old, ignore_errors=True)
+    return wanted
+
+
 def run_case(problem, kernel, options, workdir, env=None):
     """Run one supported case in a child process; the row's measured fields and its pyperf file."""
     result_path = Path(workdir) / "case.json"
@@ -110,6 +124,7 @@ def run_case(problem, kernel, options, workdir, env=None):
         cmd += ["--memory-budget", str(options.memory_budget)]
     if options.check_only:
         cmd.append("--check-only")
+    cmd += ["--reference-cache", str(reference_cache_dir(workdir, problem))]
     start = time.perf_counter()
     # A new session makes the case the leader of its own process group, so a timeout can kill the
     # pyperf workers it started too.

@@ -110,3 +110,25 @@ def test_every_passed_row_reports_every_field(smoke_run):
         assert row["prepare_s"] >= 0 and row["first_call_s"] > 0
         assert len(row["samples_s"]) == row["values"] >= 3
         assert row["median_s"] == pytest.approx(sorted(row["samples_s"])[1], rel=1e-12)
+
+
+def test_reference_is_computed_once_per_problem_seed_and_fill(tmp_path, monkeypatch):
+    from convbench import ConvProblem, _case
+    from convbench.accuracy import make_inputs
+    from convbench.runner import reference_cache_dir
+
+    calls = []
+    real = _case.reference_for
+    monkeypatch.setattr(_case, "reference_for", lambda *a: calls.append(1) or real(*a))
+    first, second = ConvProblem.parse("mb1ic2ih6oc3oh6kh3ph1"), ConvProblem.parse("mb1ic2ih5oc3oh5kh3ph1")
+    cache = reference_cache_dir(tmp_path, first)
+    x, w = make_inputs(first, seed=0)
+    ref = _case.cached_reference(first, x, w, 0, "uniform", cache)
+    again = _case.cached_reference(first, x, w, 0, "uniform", cache)
+    assert len(calls) == 1 and (again == ref).all() and again.dtype == "float64"
+    _case.cached_reference(first, *make_inputs(first, seed=0, fill="integer"), 0, "integer", cache)
+    _case.cached_reference(first, *make_inputs(first, seed=1), 1, "uniform", cache)
+    assert len(calls) == 3                      # another fill or seed is another reference
+    assert cache.is_dir()
+    reference_cache_dir(tmp_path, second)       # the sweep moved on: the first problem's are gone
+    assert not cache.exists()
