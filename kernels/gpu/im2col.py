@@ -4,7 +4,10 @@ Notes
 -----
 The column matrix has the CPU kernel's layout, ``col[n, (c*R + r)*S + s, p*Q + q]``, so
 ``out[n, g] = W[g] @ col[n, g]`` is one strided-batched SGEMM over (image, group) that writes NCHW
-directly. CuPy computes float32 matmul in full FP32 unless ``CUPY_TF32=1`` is set; ``prepare``
+directly. The weights are repeated once per image in ``prepare``: CuPy's matmul turns a broadcast
+operand into cuBLAS's pointer-array batched GEMM, with three extra kernels per call to build the
+pointer arrays, while equal batch shapes go to ``cublasGemmStridedBatchedEx``. The copies are counted
+in the workspace. CuPy computes float32 matmul in full FP32 unless ``CUPY_TF32=1`` is set; ``prepare``
 refuses to run with it set, so the comparison stays float32 against float32.
 """
 
@@ -47,13 +50,16 @@ class Im2colGemmGPU:
                                                     + self.workspace_bytes(problem))
 
     def workspace_bytes(self, problem):
-        return 4 * problem.n * problem.c * problem.r * problem.s * problem.p * problem.q
+        columns = problem.n * problem.c * problem.r * problem.s * problem.p * problem.q
+        weight_copies = (problem.n - 1) * problem.k * (problem.c // problem.groups) * problem.r * problem.s
+        return 4 * (columns + weight_copies)
 
     def prepare(self, problem, w):
         groups = problem.groups
         rows = (problem.c // groups) * problem.r * problem.s
         pixels = problem.p * problem.q
         weights = cupy.asarray(w, dtype=cupy.float32).reshape(groups, problem.k // groups, rows)
+        weights = cupy.ascontiguousarray(cupy.broadcast_to(weights, (problem.n,) + weights.shape))
         col = cupy.empty((problem.n, groups, rows, pixels), dtype=cupy.float32)
         total = col.size
         kernel = raw_kernel(SOURCE, "im2col")
