@@ -2,7 +2,8 @@ import pytest
 
 from convbench.shapes import load_shapes, parse_lines, shape_sets
 
-SHIPPED = ["alexnet", "deepbench", "default", "googlenet", "lenet5", "resnet50", "smoke", "vgg16"]
+SHIPPED = ["alexnet", "deepbench", "default", "googlenet", "gpu32", "lenet5", "resnet50", "smoke",
+           "vgg16"]
 
 
 def test_every_required_set_is_shipped():

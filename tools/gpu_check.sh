@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Verify and benchmark the GPU kernels on a GPU box whose Python is already provisioned (CuPy, torch
+# with cuDNN, numba, scipy, pandas, matplotlib, pytest) and that may have no package registry.
+#
+#   bash tools/gpu_check.sh [STAGE...]      (default: env tests default)
+#
+# env      the GPU, driver, CUDA and library versions
+# tests    pytest -m gpu (the GPU kernels against the float64 reference, on the device)
+# default  the default shape set on the GPU, with the cuDNN peer (batch 1)
+# gpu32    ResNet-50's 3x3 layers, VGG-16 and two large filters at batch 32 (the issue-7 targets)
+# NAME     any other shape set, swept the same way
+#
+# Everything goes to $OUT (default: gpu-check-out/): a log per stage and results.tgz holding
+# results/<gpu-machine-id>/ to unpack in a checkout and commit. Sweeps use --mode quick unless
+# MODE=default is given: every case starts its own processes, and on a GPU the process start (CUDA
+# context, imports) costs far more than the timed calls.
+#
+# pyperf missing on the box: carry its wheel in .whl/ (python3 -m pip download --no-deps pyperf -d .whl
+# on a machine with a registry); it is installed to /tmp/site from there.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-gpu-check-out}
+MODE=${MODE:-quick}
+PY=${PYTHON:-python3}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+if ! "$PY" -c "import pyperf" 2>/dev/null; then
+    if ls .whl/*.whl >/dev/null 2>&1; then
+        "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+            --target /tmp/site .whl/*.whl || exit 1
+        export PYTHONPATH="/tmp/site:$PYTHONPATH"
+    else
+        echo "pyperf is not installed and no wheel is in .whl/" >&2
+        exit 1
+    fi
+fi
+stages=("$@")
+[ ${#stages[@]} -eq 0 ] && stages=(env tests default)
+status=0
+for stage in "${stages[@]}"; do
+    echo "=== $stage ($(date -u +%H:%M:%S))"
+    case $stage in
+    env)
+        { nvidia-smi; "$PY" - <<'PYEOF'
+import cupy, numpy, scipy, numba, torch, pyperf
+from convbench.machine import fingerprint, machine_id
+print("machine id:", machine_id())
+print("cupy", cupy.__version__, "CUDA runtime", cupy.cuda.runtime.runtimeGetVersion(),
+      "driver", cupy.cuda.runtime.driverGetVersion())
+print("torch", torch.__version__, "CUDA", torch.version.cuda, "cuDNN", torch.backends.cudnn.version())
+print("numpy", numpy.__version__, "scipy", scipy.__version__, "numba", numba.__version__,
+      "pyperf", pyperf.__version__)
+print(fingerprint())
+PYEOF
+        } 2>&1 | tee "$OUT/env.txt" || status=1 ;;
+    tests)
+        "$PY" -m pytest -m gpu -q -rs -p no:cacheprovider 2>&1 | tee "$OUT/tests.log" || status=1 ;;
+    *)  # a shape set
+        "$PY" -m convbench run --shapes "$stage" --backend gpu --mode "$MODE" 2>&1 \
+            | tee "$OUT/$stage.log" || status=1 ;;
+    esac
+done
+id=$("$PY" -c "from convbench.machine import machine_id; print(machine_id())")
+if [ -d "results/$id" ]; then
+    tar czf "$OUT/results.tgz" "results/$id"
+fi
+echo "=== done ($(date -u +%H:%M:%S)), status $status"
+exit $status
