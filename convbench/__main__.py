@@ -134,12 +134,25 @@ def cmd_compare(args):
     base, new = load_results(args.base), load_results(args.new)
     thresholds = Thresholds(min_change=args.min_change, alpha=args.alpha,
                             noise_factor=args.noise_factor)
-    frame = compare_frames(base, new, thresholds)
+    history_files = history_paths(args.history or [])
+    history = load_results(*history_files) if history_files else None
+    frame = compare_frames(base, new, thresholds, history)
     print(render(frame, markdown=args.markdown))
     bad = regressions(frame)
     print(f"\n{summarize(frame)}")
     print("verdict: REGRESSION" if len(bad) else "verdict: no significant slowdown or new failure")
     return 1 if len(bad) else 0
+
+
+def history_paths(paths):
+    """Results files named directly or found in the named directories (their pyperf files left out)."""
+    found = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found += results_files(path, pattern="*.json")
+        else:
+            found.append(path)
+    return found
 
 
 def latest_results(root, machine=None):
@@ -189,9 +202,11 @@ def compare_with_latest_committed(path):
     if not baselines:
         print(f"\nno committed baseline for machine {machine} under {root}: nothing to compare")
         return 0
-    frame = compare_frames(load_results(baselines[-1]), load_results(path))
+    history = load_results(*baselines) if len(baselines) > 1 else None
+    frame = compare_frames(load_results(baselines[-1]), load_results(path), history=history)
     changed = frame[~frame["verdict"].isin(["same", "skipped"])]
-    print(f"\ncompared with the latest committed run {baselines[-1]}:")
+    print(f"\ncompared with the latest committed run {baselines[-1]} "
+          f"({len(baselines)} committed runs give the run-to-run floor):")
     if len(changed):
         print(render(changed))
     print(summarize(frame))
@@ -246,6 +261,10 @@ def build_parser():
     compare.add_argument("--noise-factor", type=float, default=2.0,
                          help="changes within this many relative MADs are noise (default 2)")
     compare.add_argument("--markdown", action="store_true", help="Markdown table for a pull request")
+    compare.add_argument("--history", nargs="+", metavar="PATH",
+                         help="earlier results files or directories of the same machine: a change "
+                              "must also exceed the largest change identical code showed between "
+                              "two of them")
     compare.set_defaults(func=cmd_compare)
 
     report = sub.add_parser("report", help="Markdown/HTML report with figures")

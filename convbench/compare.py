@@ -15,6 +15,14 @@ processes do, so treating them as independent would overstate significance (two 
 runs on the development machine gave two false verdicts that way). Runs without them (older files,
 ``--quick``) fall back to the raw values.
 
+**Run-to-run drift.** On a shared machine a whole run can be a few percent (and a case up to 20 %)
+faster or slower than the next one of the same code, with every worker of one run beyond every worker
+of the other; no statistic inside two runs can tell that from a real change. Given earlier runs
+(``history``: ``compare --history``, and the committed runs of the machine after ``make bench``), a
+case's floor is raised to the largest change seen between two earlier runs of identical code: the same
+case, the same kernel source hash as the base, the same timing mode, at least ``HISTORY_MIN_RUNS``
+runs. A change must exceed that too.
+
 Besides timing, the comparison lists cases present on one side only, cases whose kernel source
 changed, cases whose status changed (a new FAILED, CRASHED or TIMEOUT is a regression), and cases
 whose error grew past the algorithm's tolerance. Nothing is dropped silently.
@@ -23,11 +31,13 @@ whose error grew past the algorithm's tolerance. Nothing is dropped silently.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 KEY = ["descriptor", "algo", "backend"]
 BAD_STATUSES = {"FAILED", "CRASHED", "TIMEOUT"}
+HISTORY_MIN_RUNS = 3
 
 
 @dataclass(frozen=True)
@@ -57,8 +67,29 @@ def _relative_mad(values):
     return float(np.median(np.abs(values - median)) / median) if median else 0.0
 
 
-def timing_verdict(base_row, new_row, thresholds):
-    """('slower' | 'faster' | 'same', ratio, p_value, why) for two PASSED rows of one case."""
+def history_spreads(history):
+    """{(descriptor, algo, backend, source_hash, mode): (spread, runs)} from earlier runs.
+
+    ``spread`` is the largest relative change between the medians of two runs of identical code:
+    max / min - 1 over the PASSED rows of at least ``HISTORY_MIN_RUNS`` distinct files.
+    """
+    if history is None or len(history) == 0:
+        return {}
+    passed = history[(history["status"] == "PASSED") & history["median_s"].notna()
+                     & history["source_hash"].notna()]
+    spreads = {}
+    for key, group in passed.groupby(KEY + ["source_hash", "mode"], dropna=False):
+        medians = group.groupby("file")["median_s"].first().astype(float)
+        if len(medians) >= HISTORY_MIN_RUNS and medians.min() > 0:
+            spreads[key] = (float(medians.max() / medians.min() - 1.0), len(medians))
+    return spreads
+
+
+def timing_verdict(base_row, new_row, thresholds, drift=None):
+    """('slower' | 'faster' | 'same', ratio, p_value, why) for two PASSED rows of one case.
+
+    ``drift``, when given, is ``(spread, runs)`` from :func:`history_spreads` for the base's code.
+    """
     from scipy.stats import mannwhitneyu
 
     base_median, new_median = float(base_row["median_s"]), float(new_row["median_s"])
@@ -71,6 +102,10 @@ def timing_verdict(base_row, new_row, thresholds):
         base_values, new_values = _samples(base_row.get("samples_s")), _samples(new_row.get("samples_s"))
         spreads = [float(row["mad_s"] or 0.0) / float(row["median_s"]) for row in (base_row, new_row)]
     noise = thresholds.noise_factor * max(spreads)
+    floor = "the noise floor"
+    if drift is not None and drift[0] > noise:
+        noise = drift[0]
+        floor = f"the run-to-run spread of identical code ({drift[1]} earlier runs)"
     p_value = float("nan")
     if base_values is not None and new_values is not None:
         if np.array_equal(np.sort(base_values), np.sort(new_values)):
@@ -80,7 +115,7 @@ def timing_verdict(base_row, new_row, thresholds):
     if abs(change) < thresholds.min_change:
         return "same", ratio, p_value, f"change {change:+.1%} below the {thresholds.min_change:.0%} minimum"
     if abs(change) <= noise:
-        return "same", ratio, p_value, f"change {change:+.1%} within the noise floor {noise:.1%}"
+        return "same", ratio, p_value, f"change {change:+.1%} within {floor} {noise:.1%}"
     if not p_value < thresholds.alpha:
         why = ("no raw values to test" if np.isnan(p_value)
                else f"not significant (p={p_value:.3g} >= {thresholds.alpha})")
@@ -89,8 +124,11 @@ def timing_verdict(base_row, new_row, thresholds):
     return verdict, ratio, p_value, f"{change:+.1%}, p={p_value:.2g}"
 
 
-def compare_frames(base, new, thresholds=Thresholds()):
+def compare_frames(base, new, thresholds=Thresholds(), history=None):
     """One row per case in either run, with a ``verdict`` and the reason for it.
+
+    ``history``: rows of earlier runs (``load_results``) for the run-to-run floor; the new run's own
+    rows are left out of it.
 
     Verdicts: ``slower``, ``faster``, ``same`` (timing); ``new failure``, ``fixed``, ``still failing``,
     ``skipped`` (status); ``only in base``, ``only in new``.
@@ -98,6 +136,10 @@ def compare_frames(base, new, thresholds=Thresholds()):
     """
     import pandas as pd
 
+    if history is not None and len(history) and len(new):
+        new_files = {str(Path(f).resolve()) for f in new["file"]}
+        history = history[~history["file"].map(lambda f: str(Path(f).resolve())).isin(new_files)]
+    drifts = history_spreads(history)
     merged = pd.merge(base, new, on=KEY, how="outer", suffixes=("_base", "_new"), indicator=True)
     rows = []
     for _, row in merged.iterrows():
@@ -127,7 +169,9 @@ def compare_frames(base, new, thresholds=Thresholds()):
             elif bs in BAD_STATUSES and ns in BAD_STATUSES:
                 out.update(verdict="still failing", why=f"{ns}: {n.get('reason') or ''}".strip())
             elif bs == "PASSED" and ns == "PASSED" and b.get("median_s") and n.get("median_s"):
-                verdict, ratio, p_value, why = timing_verdict(b, n, thresholds)
+                drift = drifts.get((row["descriptor"], row["algo"], row["backend"],
+                                    b.get("source_hash"), b.get("mode")))
+                verdict, ratio, p_value, why = timing_verdict(b, n, thresholds, drift)
                 out.update(verdict=verdict, ratio=ratio, p_value=p_value, why=why)
             else:
                 out.update(verdict="skipped" if "SKIPPED" in (bs, ns) else "not timed",

@@ -72,8 +72,8 @@ def read_document(path):
 def load_results(*paths):
     """One pandas DataFrame of the rows of one or more results files.
 
-    Each row gains ``machine_id``, ``commit``, ``commit_date``, ``created`` and ``file`` columns so rows
-    from several runs and machines can be told apart.
+    Each row gains ``machine_id``, ``commit``, ``commit_date``, ``created``, ``mode`` (timing effort)
+    and ``file`` columns so rows from several runs and machines can be told apart.
 
     Raises
     ------
@@ -93,6 +93,7 @@ def load_results(*paths):
         frame["commit"] = document["git"].get("commit")
         frame["commit_date"] = document["git"].get("commit_date")
         frame["created"] = document.get("created")
+        frame["mode"] = document["options"].get("mode")
         frame["file"] = str(path)
         frames.append(frame)
     if not frames:
@@ -107,10 +108,11 @@ def export_csv(results_path, csv_path):
     return csv_path
 
 
-def results_files(root, machine_id=None):
-    """Results files under ``root`` (optionally for one machine), oldest first by creation time."""
+def results_files(root, machine_id=None, pattern=None):
+    """Results files under ``root`` (optionally for one machine, or matching ``pattern``), oldest
+    first by creation time."""
     root = Path(root)
-    pattern = f"{machine_id}/*.json" if machine_id else "*/*.json"
+    pattern = pattern or (f"{machine_id}/*.json" if machine_id else "*/*.json")
     files = [path for path in root.glob(pattern)
              if not path.name.endswith(PYPERF_SUFFIX) and path.name != "ceilings.json"]
     return sorted(files, key=lambda path: path.name)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from convbench.compare import Thresholds, compare_frames, regressions, render, timing_verdict
+from convbench.compare import (Thresholds, compare_frames, history_spreads, regressions, render,
+                               timing_verdict)
 from convbench.results import load_results
 
 DATA = Path(__file__).parent / "data"
@@ -130,3 +131,78 @@ def test_separated_worker_medians_are_significant():
     new = {"median_s": 1.25, "mad_s": 0.01, "process_medians_s": [1.25, 1.26, 1.24, 1.27, 1.23, 1.25]}
     verdict, ratio, p_value, _ = timing_verdict(base, new, Thresholds())
     assert verdict == "slower" and p_value < 0.01 and ratio == pytest.approx(1.25)
+
+
+def history_of(factors, source="same", mode=None):
+    """Earlier runs of compare_base.json: smoke:3x3_odd direct's median scaled by each factor, in
+    files of their own; ``source`` "other" gives them a different kernel source hash."""
+    import pandas as pd
+
+    frames = []
+    for i, factor in enumerate(factors):
+        frame = load_results(DATA / "compare_base.json")
+        frame["file"] = f"/history/run{i}.json"
+        case = (frame["name"] == "smoke:3x3_odd") & (frame["algo"] == "direct")
+        frame.loc[case, "median_s"] = frame.loc[case, "median_s"] * factor
+        if source == "other":
+            frame["source_hash"] = "0" * 12
+        if mode:
+            frame["mode"] = mode
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def compare_with_history(history):
+    frame = compare_frames(load_results(DATA / "compare_base.json"),
+                           load_results(DATA / "compare_slower.json"), Thresholds(), history)
+    row = frame[(frame["name"] == "smoke:3x3_odd") & (frame["algo"] == "direct")].iloc[0]
+    return row["verdict"], row["why"]
+
+
+def test_history_spread_is_the_largest_change_between_two_runs_of_identical_code():
+    spreads = history_spreads(history_of([1.0, 1.3, 0.9]))
+    frame = load_results(DATA / "compare_base.json")
+    row = frame[(frame["name"] == "smoke:3x3_odd") & (frame["algo"] == "direct")].iloc[0]
+    spread, runs = spreads[(row["descriptor"], "direct", "cpu", row["source_hash"], row["mode"])]
+    assert runs == 3 and spread == pytest.approx(1.3 / 0.9 - 1)
+
+
+def test_a_slowdown_within_the_history_spread_is_not_a_regression():
+    verdict, why = compare_with_history(history_of([1.0, 1.3, 0.95]))    # identical code varied 37 %
+    assert verdict == "same" and "run-to-run spread of identical code (3 earlier runs)" in why
+
+
+def test_history_that_is_quiet_leaves_a_real_slowdown_standing():
+    assert compare_with_history(history_of([1.0, 1.02, 0.99]))[0] == "slower"
+
+
+@pytest.mark.parametrize("history", [
+    pytest.param(lambda: history_of([1.0, 1.3]), id="two runs are too few"),
+    pytest.param(lambda: history_of([1.0, 1.3, 0.95], source="other"), id="other kernel source"),
+    pytest.param(lambda: history_of([1.0, 1.3, 0.95], mode="rigorous"), id="other timing mode"),
+])
+def test_history_counts_only_enough_runs_of_the_same_code_and_mode(history):
+    assert compare_with_history(history())[0] == "slower"
+
+
+def test_the_new_run_is_not_its_own_history():
+    new = load_results(DATA / "compare_slower.json")
+    history = history_of([1.0, 1.01])
+    import pandas as pd
+    history = pd.concat([history, new], ignore_index=True)   # with the new file: 3 runs, 25 % apart
+    frame = compare_frames(load_results(DATA / "compare_base.json"), new, Thresholds(), history)
+    row = frame[(frame["name"] == "smoke:3x3_odd") & (frame["algo"] == "direct")].iloc[0]
+    assert row["verdict"] == "slower"
+
+
+def test_cli_history_option(tmp_path):
+    import json
+    for i, factor in enumerate([1.0, 1.3, 0.95]):
+        document = json.loads((DATA / "compare_base.json").read_text())
+        for row in document["rows"]:
+            if row["name"] == "smoke:3x3_odd" and row["algo"] == "direct":
+                row["median_s"] *= factor
+        (tmp_path / f"run{i}.json").write_text(json.dumps(document))
+    proc = cli(DATA / "compare_base.json", DATA / "compare_slower.json", "--history", tmp_path)
+    assert proc.returncode == 0, proc.stdout
+    assert "run-to-run spread of identical code" in proc.stdout
