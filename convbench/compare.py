@@ -189,6 +189,21 @@ def regressions(frame):
     return frame[frame["verdict"].isin(["slower", "new failure"])]
 
 
+SHIFT_WARNING = 0.05
+
+
+def run_shift(frame):
+    """(median ratio, cases) over the timed cases whose kernel source did not change, or None.
+
+    When most cases of unchanged code move together, the machine moved (another load on a shared
+    host, a different clock), not the code; ``summarize`` says so from a 5 % median shift up.
+    """
+    timed = frame[frame["verdict"].isin(["same", "slower", "faster"]) & ~frame["source_changed"]]
+    if len(timed) < 3:
+        return None
+    return float(timed["ratio"].astype(float).median()), len(timed)
+
+
 def summarize(frame):
     counts = frame["verdict"].value_counts()
     parts = [f"{counts[v]} {v}" for v in ("slower", "new failure", "faster", "fixed", "same",
@@ -199,7 +214,12 @@ def summarize(frame):
         flags.append(f"{int(frame['source_changed'].sum())} with changed kernel source")
     if frame["error_over_tolerance"].any():
         flags.append(f"{int(frame['error_over_tolerance'].sum())} with error over tolerance")
-    return ", ".join(parts + flags)
+    text = ", ".join(parts + flags)
+    shift = run_shift(frame)
+    if shift and abs(shift[0] - 1) >= SHIFT_WARNING:
+        text += (f"\nwhole-run shift: the {shift[1]} timed cases with unchanged kernel source moved by a "
+                 f"median {shift[0] - 1:+.1%}; a shift this broad points to the machine, not the code")
+    return text
 
 
 def render(frame, markdown=False):

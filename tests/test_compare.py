@@ -206,3 +206,19 @@ def test_cli_history_option(tmp_path):
     proc = cli(DATA / "compare_base.json", DATA / "compare_slower.json", "--history", tmp_path)
     assert proc.returncode == 0, proc.stdout
     assert "run-to-run spread of identical code" in proc.stdout
+
+
+def test_a_broad_shift_of_unchanged_code_is_called_out():
+    import json
+    from convbench.compare import run_shift, summarize
+    document = json.loads((DATA / "compare_base.json").read_text())
+    base = load_results(DATA / "compare_base.json")
+    slow = base.copy()
+    slow["median_s"] = slow["median_s"] * 1.12
+    slow["file"] = "/elsewhere/new.json"
+    frame = compare_frames(base, slow, Thresholds())
+    ratio, cases = run_shift(frame)
+    assert ratio == pytest.approx(1.12) and cases == sum(r["status"] == "PASSED" for r in document["rows"])
+    assert "whole-run shift" in summarize(frame) and "+12.0%" in summarize(frame)
+    quiet = compare_frames(base, load_results(DATA / "compare_aa.json"), Thresholds())
+    assert "whole-run shift" not in summarize(quiet)
