@@ -8,6 +8,8 @@
 #include <vector>
 
 struct dim3 { unsigned x = 1, y = 1, z = 1; };
+struct alignas(16) float4 { float x, y, z, w; };
+struct alignas(8) float2 { float x, y; };
 static thread_local dim3 threadIdx;
 static dim3 blockIdx, blockDim, gridDim;
 static std::barrier<>* cuemu_barrier = nullptr;
@@ -23,6 +25,7 @@ static inline void __syncthreads() { cuemu_barrier->arrive_and_wait(); }
 #define __constant__ static
 #define __shared__ static
 #define __launch_bounds__(...)
+#define __align__(n) alignas(n)
 #define __ldg(p) (*(p))
 
 static inline int min(int a, int b) { return a < b ? a : b; }

@@ -21,7 +21,8 @@ MAX_GRID = (2 ** 31 - 1, 65535, 65535)
 MAX_STATIC_SHARED = 48 * 1024
 
 _SIGNATURE = re.compile(r'extern\s+"C"\s+__global__\s+void\s+(\w+)\s*\(([^)]*)\)')
-_DYNAMIC_SHARED = re.compile(r"extern\s+__shared__\s+([A-Za-z_][\w ]*?)\s+(\w+)\s*\[\s*\]\s*;")
+_DYNAMIC_SHARED = re.compile(r"extern\s+__shared__\s+(?:__align__\(\d+\)\s+)?([A-Za-z_][\w ]*?)\s+"
+                             r"(\w+)\s*\[\s*\]\s*;")
 _SCALARS = {"int": numpy.int32, "unsigned": numpy.uint32, "unsigned int": numpy.uint32,
             "long long": numpy.int64, "long long int": numpy.int64,
             "unsigned long long": numpy.uint64, "float": numpy.float32, "double": numpy.float64}
