@@ -66,3 +66,10 @@ def test_gpu_sweep_end_to_end(tmp_path):
             assert row.sgemm_fraction == pytest.approx(row.gflops / ceilings["sgemm_gflops"])
     peer = frame[frame["peer"]]
     assert (peer["status"] == "SKIPPED").all()   # no cuDNN under the emulator
+    # and the report draws the GPU rows: table columns per GPU kernel, figures written
+    from convbench.report import write_report
+    target = write_report([files[0]], tmp_path / "report")
+    text = target.read_text()
+    for algo in ("direct", "im2col", "fft", "winograd", "winograd4"):
+        assert f"{algo}/gpu" in text
+    assert len(list((tmp_path / "report").glob("*.png"))) >= 3
