@@ -29,7 +29,7 @@ from .accuracy import compare, make_inputs
 from .problem import ConvProblem
 from .reference import reference_for
 from .registry import get_kernel
-from .timing import MODES, loops_for, seconds_per_call, time_func_for
+from .timing import MODES, loops_for, seconds_per_call, time_func_for, time_stages
 
 # Environment that changes what a kernel does; pyperf gives workers a cleaned environment otherwise.
 # What pyperf's workers keep of the environment besides its own few (PATH, HOME, PYTHONPATH): thread
@@ -184,6 +184,9 @@ def main(argv=None):
         return 0
     mode = MODES[args.mode]
     per_call = seconds_per_call(args.backend, run.unchecked, x)
+    if run.stages:
+        found["stages_s"] = time_stages(args.backend, run.stages, x, mode.min_time)
+        _write_json(args.result, found)
     del run, x  # workers make their own; free the manager's memory while they run
     _release_device_memory(args.backend)
     # Calibrated here from validated calls, so pyperf spawns no calibration processes.

@@ -230,6 +230,7 @@ class Kernel:
             return inner(x)
 
         run.unchecked = inner  # the timing harness calls this after one checked call
+        run.stages = getattr(inner, "stages", ())  # named stages, for the per-stage breakdown
         return run
 
 

@@ -6,6 +6,7 @@ What it shows, per machine:
 * effective GFLOP/s of every algorithm on every layer, with the machine's measured SGEMM rate drawn in;
 * relative L2 error per algorithm on a log scale, with each algorithm's tolerance;
 * workspace memory per algorithm;
+* time per stage (transforms against multiply) for the kernels made of stages;
 
 and, when several machines are given, the best-per-layer tables side by side.
 """
@@ -53,6 +54,24 @@ def _runner_up(group, best):
         return ""
     second = others.loc[others["median_s"].astype(float).idxmin()]
     return f"{second['algo']} ({float(second['median_s']) / float(best['median_s']):.2f}x slower)"
+
+
+def stages_table(frame):
+    """One row per PASSED case whose kernel reports stages: each stage's time and share, and how the
+    stages' sum compares with the kernel's pyperf median (they are timed in different processes)."""
+    import pandas as pd
+
+    rows = []
+    for _, row in frame.iterrows():
+        stages = row.get("stages_s")
+        if row["status"] != "PASSED" or not isinstance(stages, dict) or not stages:
+            continue
+        total = sum(stages.values())
+        rows.append({"layer": row["layer"], "kernel": f"{row['algo']}/{row['backend']}",
+                     "stages": " · ".join(f"{name} {seconds * 1e3:.3g} ms ({seconds / total:.0%})"
+                                          for name, seconds in stages.items()),
+                     "sum_ms": total * 1e3, "median_ms": float(row["median_s"]) * 1e3})
+    return pd.DataFrame(rows)
 
 
 def relative_speed_table(frame):
@@ -214,6 +233,12 @@ def write_report(paths, out_dir):
                             "scipy.signal) on the same layer; x1.00 is equal, below 1 slower.\n\n"
                             + _markdown_table(relative_speed_table(latest).reset_index()
                                               .rename(columns={"index": "layer"}), "{}") + "\n")
+        stages = stages_table(latest)
+        if len(stages):
+            sections.append("### Time per stage\n\nKernels made of stages (lowering or transforms, "
+                            "then the multiply), each stage timed alone after the kernel's validated "
+                            "call; `sum_ms` beside the kernel's own median.\n\n"
+                            + _markdown_table(stages) + "\n")
         slug = machine.replace("/", "_")
         for backend in sorted(latest["backend"].unique()):
             part = latest[latest["backend"] == backend]

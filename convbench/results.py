@@ -28,6 +28,7 @@ ROW_FIELDS = (
     "workspace_bytes", "prepare_s", "first_call_s", "source_hash",
     "n", "c", "h", "w", "k", "r", "s", "stride_h", "stride_w", "pad_h", "pad_w",
     "dilation_h", "dilation_w", "groups", "flops", "case_wall_s", "samples_s", "process_medians_s",
+    "stages_s",
 )
 
 

@@ -9,6 +9,7 @@ the launch).
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from dataclasses import dataclass
 
@@ -84,3 +85,21 @@ def seconds_per_call(backend, run, x, calls=3):
     """Rough cost of one call after warm-up, to choose ``loops``: the fastest of a few calls."""
     time_func = time_func_for(backend, run, x)
     return min(time_func(1) for _ in range(calls))
+
+
+def time_stages(backend, stages, x, min_time, repeats=5):
+    """{name: seconds per call} for a kernel's named stages, each timed alone, in order.
+
+    The breakdown of where a kernel's time goes (transforms against multiply, as NNPACK's benchmark
+    reports). Each stage is timed ``repeats`` times over enough loops to last ``min_time`` and the
+    median kept. The stages run after the kernel has been called once, so every stage finds the
+    buffers the ones before it fill. Their sum is close to the whole kernel's time but is measured
+    in the case's own process, not in pyperf's workers.
+    """
+    found = {}
+    for name, stage in stages:
+        time_func = time_func_for(backend, stage, x)
+        per_call = min(time_func(1) for _ in range(3))
+        loops = loops_for(per_call, min_time)
+        found[name] = statistics.median(time_func(loops) / loops for _ in range(repeats))
+    return found

@@ -83,16 +83,41 @@ def fft_prepare(problem, w, xp, rfft2, irfft2):
     h, width, p, q = problem.h, problem.w, problem.p, problem.q
     fw_half = fw // 2 + 1
 
-    def run(x):
+    state = {}
+
+    def forward(x):
         padded[:, :, ph:ph + h, pw:pw + width] = x
         spec = rfft2(padded, axes=(2, 3))
         # (N, G, C_g, F) -> (G, F, C_g, N)
-        spec_t = xp.ascontiguousarray(
+        state["input"] = xp.ascontiguousarray(
             spec.reshape(n, groups, c_per_group, freqs).transpose(1, 3, 2, 0))
-        product = xp.matmul(weights, spec_t)                  # (G, F, K_g, N)
-        out_spec = xp.ascontiguousarray(product.transpose(3, 0, 2, 1)).reshape(
+
+    def multiply(x):
+        state["product"] = xp.matmul(weights, state["input"])   # (G, F, K_g, N)
+
+    def inverse(x):
+        out_spec = xp.ascontiguousarray(state["product"].transpose(3, 0, 2, 1)).reshape(
             n, problem.k, fh, fw_half)
         full = irfft2(out_spec, s=(fh, fw), axes=(2, 3))
         return xp.ascontiguousarray(full[:, :, :p, :q])
 
+    return pipeline(("forward FFT", forward), ("multiply", multiply), ("inverse FFT", inverse))
+
+
+def pipeline(*stages):
+    """``run(x)`` made of named stages, called in order; the last one's result is the output.
+
+    ``run.stages`` keeps the ``(name, stage)`` pairs so the harness can time each stage alone (the
+    per-stage breakdown NNPACK's benchmark gives: transforms against multiply). Every stage takes the
+    input and works on the buffers that ``prepare`` made, reading only what the stages before it left
+    there, so once ``run`` has been called a stage can be repeated by itself.
+    """
+    calls = tuple(stage for _, stage in stages)
+
+    def run(x):
+        for stage in calls[:-1]:
+            stage(x)
+        return calls[-1](x)
+
+    run.stages = tuple(stages)
     return run

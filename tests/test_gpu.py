@@ -22,7 +22,7 @@ from convbench.reference import reference_for
 from convbench.registry import Kernel, all_kernels
 
 from .fakecuda import compiler_missing_reason, emulated_cupy
-from .test_kernels import EDGE_CASES, random_problems
+from .test_kernels import EDGE_CASES, check_stages, random_problems
 
 GPU_SPECS = {kernel.name: kernel.spec for kernel in all_kernels() if kernel.spec.backend == "gpu"}
 OURS = [name for name, spec in GPU_SPECS.items() if not spec.peer]
@@ -134,6 +134,16 @@ def test_gpu_repeated_calls_are_independent(device, name):
     y2 = cupy.asnumpy(run(cupy.asarray(x2)))
     np.testing.assert_array_equal(cupy.asnumpy(y1), first)  # the second call left y1 alone
     assert compare(y2, reference_for(problem, x2, w), kernel.spec.tolerance).passed
+
+
+@pytest.mark.parametrize("name", list(GPU_SPECS))
+def test_gpu_stages_in_order_are_the_kernel(device, name):
+    kernel = kernel_on(device, name)
+    cupy = cupy_of(device)
+    problem = ConvProblem.parse("mb2ic3ih9iw7oc4oh9ow7kh3ph1")
+    skip_unless_supported(kernel, problem)
+    staged = check_stages(kernel, problem, cupy.asarray, cupy.asnumpy)
+    assert staged == (kernel.spec.algo in ("im2col", "fft", "winograd", "winograd4"))
 
 
 @pytest.mark.parametrize("name", list(GPU_SPECS))

@@ -111,6 +111,33 @@ def test_repeated_calls_are_independent(kernel):
     assert not np.array_equal(first, second)
 
 
+def check_stages(kernel, problem, to_device=lambda a: a, to_host=lambda a: a):
+    """The stages, called in order, give run(x)'s result, also with a stage repeated on its own
+    (as the per-stage timing does) and after another input went through."""
+    x, w = make_inputs(problem, seed=3)
+    other = make_inputs(problem, seed=4)[0]
+    run = kernel.prepare(problem, w)
+    if not run.stages:
+        return False
+    whole = to_host(run(to_device(x)))
+    run(to_device(other))
+    x_dev = to_device(x)
+    for _, stage in run.stages:
+        stage(x_dev)
+        out = stage(x_dev)
+    np.testing.assert_array_equal(to_host(out), whole)
+    return True
+
+
+@pytest.mark.parametrize("kernel", KERNELS, ids=IDS)
+def test_stages_in_order_are_the_kernel(kernel):
+    problem = ConvProblem.parse("mb2ic3ih9iw7oc4oh9ow7kh3ph1")
+    if kernel.supports(problem):
+        pytest.skip(kernel.supports(problem))
+    staged = check_stages(kernel, problem)
+    assert staged == (kernel.spec.algo in ("im2col", "fft", "winograd", "winograd4"))
+
+
 @pytest.mark.parametrize("kernel", KERNELS, ids=IDS)
 def test_workspace_is_a_nonnegative_int(kernel):
     for problem in random_problems(10, seed=5):

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from convbench.history import runs_in_order, step_changes, write_history
 from convbench.report import best_per_layer, write_report
 from convbench.results import load_results
@@ -86,3 +88,18 @@ def test_relative_speed_against_direct_and_best_peer():
     assert table.loc["L", "direct/cpu"] == "x1.00 / x0.50"
     assert table.loc["L", "torch/cpu"] == "x2.00 / x1.00"
     assert "fft/cpu" not in table.columns
+
+
+def test_stages_table_gives_each_stage_its_share():
+    from convbench.report import _label, stages_table
+    from convbench.results import load_results
+    frame = load_results(Path(__file__).parent / "data" / "compare_base.json")
+    frame["layer"] = _label(frame)
+    passed = frame.index[frame["status"] == "PASSED"]
+    frame["stages_s"] = None
+    frame.at[passed[0], "stages_s"] = {"lowering": 0.001, "multiply": 0.003}
+    table = stages_table(frame)
+    assert len(table) == 1
+    row = table.iloc[0]
+    assert row["stages"] == "lowering 1 ms (25%) · multiply 3 ms (75%)"
+    assert row["sum_ms"] == pytest.approx(4.0)

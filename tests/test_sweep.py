@@ -103,7 +103,7 @@ def test_every_passed_row_reports_every_field(smoke_run):
     _, path = smoke_run
     rows = [row for row in read_document(path)["rows"] if row["status"] == "PASSED"]
     assert rows
-    optional = {"reason", "name"}  # empty strings are allowed there
+    optional = {"reason", "name", "stages_s"}  # empty there; stages only for staged kernels
     for row in rows:
         missing = [f for f in ROW_FIELDS if f not in optional and row.get(f) in (None, "")]
         assert not missing, f"{row['descriptor']} {row['algo']}: {missing}"
@@ -132,3 +132,24 @@ def test_reference_is_computed_once_per_problem_seed_and_fill(tmp_path, monkeypa
     assert cache.is_dir()
     reference_cache_dir(tmp_path, second)       # the sweep moved on: the first problem's are gone
     assert not cache.exists()
+
+
+def test_staged_kernels_report_time_per_stage(smoke_run):
+    _, path = smoke_run
+    rows = [row for row in read_document(path)["rows"] if row["status"] == "PASSED"]
+    expected = {"fft": ["forward FFT", "multiply", "inverse FFT"],
+                "winograd": ["input transform", "multiply", "output transform"],
+                "winograd4": ["input transform", "multiply", "output transform"]}
+    seen = set()
+    for row in rows:
+        stages = row.get("stages_s")
+        if row["algo"] in expected:
+            assert list(stages) == expected[row["algo"]], row["descriptor"]
+        elif row["algo"] == "im2col" and stages:   # a 1x1 stride-1 layer needs no lowering
+            assert list(stages) == ["lowering", "multiply"]
+        else:
+            assert not stages, (row["algo"], stages)
+        if stages:
+            seen.add(row["algo"])
+            assert all(seconds > 0 for seconds in stages.values())
+    assert seen == {"im2col", "fft", "winograd", "winograd4"}

@@ -17,6 +17,8 @@ column matrix. The workspace is the column matrix, ``N * C * R * S * P * Q`` flo
 import numpy as np
 from numba import njit, prange
 
+from ..common import pipeline
+
 
 @njit(parallel=True, cache=True, fastmath=False)
 def _lower(x, col, r_size, s_size, sh, sw, ph, pw, dh, dw, p_size, q_size):
@@ -95,13 +97,15 @@ class Im2colGemmCPU:
         col = np.empty((problem.n, problem.c * problem.r * problem.s, pixels), dtype=np.float32)
         col_grouped = col.reshape(problem.n, groups, rows, pixels)
 
-        def run(x):
+        def lower(x):
             _lower(x, col, *args)
+
+        def multiply(x):
             out = np.empty(out_shape, dtype=np.float32)
             np.matmul(weights, col_grouped, out=out)
             return out.reshape(problem.output_shape)
 
-        return run
+        return pipeline(("lowering", lower), ("multiply", multiply))
 
 
 im2col_gemm = Im2colGemmCPU()

@@ -25,7 +25,7 @@ Needs a 3x3 filter, stride 1 and no dilation; any padding and any H, W.
 import numpy as np
 from numba import njit, prange
 
-from ..common import winograd_filter_transform, winograd_tiles, winograd_unsupported
+from ..common import pipeline, winograd_filter_transform, winograd_tiles, winograd_unsupported
 from ..winograd_transforms import TRANSFORMS
 from ._common import load_streams, stream_shape
 
@@ -158,15 +158,20 @@ class WinogradCPU:
         mm_grouped = mm.reshape(alpha * alpha, groups, k_per_group, tiles)
         bt, at, out_shape = self.bt, self.at, problem.output_shape
 
-        def run(x):
+        def input_transform(x):
             load_streams(x, buffer, ph, pw)
             _input_transform(buffer, bt, v, tiles_h)
+
+        def multiply(x):
             np.matmul(weights, v_grouped, out=mm_grouped)
+
+        def output_transform(x):
             out = np.empty(out_shape, dtype=np.float32)
             _output_transform(mm, at, out, tiles_h, row_len)
             return out
 
-        return run
+        return pipeline(("input transform", input_transform), ("multiply", multiply),
+                        ("output transform", output_transform))
 
 
 winograd_f2x2_3x3 = WinogradCPU(2)

@@ -15,6 +15,7 @@ import os
 
 import cupy
 
+from ..common import pipeline
 from ._common import blocks_for, free_memory_reason, problem_bytes, raw_kernel, THREADS
 
 SOURCE = r"""
@@ -67,11 +68,13 @@ class Im2colGemmGPU:
             problem.c, problem.h, problem.w, problem.r, problem.s, problem.p, problem.q,
             *problem.stride, *problem.padding, *problem.dilation))
 
-        def run(x):
+        def lower(x):
             kernel((blocks_for(total),), (THREADS,), (x, col, *args))
+
+        def multiply(x):
             return cupy.matmul(weights, col).reshape(problem.output_shape)
 
-        return run
+        return pipeline(("lowering", lower), ("multiply", multiply))
 
 
 im2col_gemm = Im2colGemmGPU()

@@ -12,7 +12,7 @@ tile, cut to the output size. The transform matrices are compiled into the kerne
 
 import cupy
 
-from ..common import winograd_filter_transform, winograd_tiles, winograd_unsupported
+from ..common import pipeline, winograd_filter_transform, winograd_tiles, winograd_unsupported
 from ..winograd_transforms import TRANSFORMS
 from ._common import blocks_for, free_memory_reason, problem_bytes, raw_kernel, THREADS
 from .im2col import tf32_reason
@@ -134,14 +134,21 @@ class WinogradGPU:
         out_args = ints(problem.n, problem.k, problem.p, problem.q, tiles_h, tiles_w)
         in_blocks, out_blocks = blocks_for(problem.c * tiles), blocks_for(problem.k * tiles)
 
-        def run(x):
+        state = {}
+
+        def input_transform(x):
             forward((in_blocks,), (THREADS,), (x, v, *in_args))
-            mm = cupy.matmul(weights, v)                 # (alpha^2, G, K_g, tiles)
+
+        def multiply(x):
+            state["mm"] = cupy.matmul(weights, v)        # (alpha^2, G, K_g, tiles)
+
+        def output_transform(x):
             y = cupy.empty(problem.output_shape, dtype=cupy.float32)
-            backward((out_blocks,), (THREADS,), (mm, y, *out_args))
+            backward((out_blocks,), (THREADS,), (state["mm"], y, *out_args))
             return y
 
-        return run
+        return pipeline(("input transform", input_transform), ("multiply", multiply),
+                        ("output transform", output_transform))
 
 
 winograd_f2x2_3x3 = WinogradGPU(2)
