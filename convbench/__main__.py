@@ -202,8 +202,9 @@ def compare_with_latest_committed(path):
     if not baselines:
         print(f"\nno committed baseline for machine {machine} under {root}: nothing to compare")
         return 0
-    history = load_results(*baselines) if len(baselines) > 1 else None
-    frame = compare_frames(load_results(baselines[-1]), load_results(path), history=history)
+    history = load_results(*baselines)   # the latest of them is the base; all give the floor
+    base = history[history["file"] == str(baselines[-1])]
+    frame = compare_frames(base, load_results(path), history=history)
     changed = frame[~frame["verdict"].isin(["same", "skipped"])]
     print(f"\ncompared with the latest committed run {baselines[-1]} "
           f"({len(baselines)} committed runs give the run-to-run floor):")

@@ -36,10 +36,6 @@ def asarray(a, dtype=None):
     return _to_device(a, dtype)
 
 
-def array(a, dtype=None, copy=True):
-    return _to_device(a, dtype) if copy else asarray(a, dtype)
-
-
 def asnumpy(a):
     return _np.array(a, copy=True).view(_np.ndarray)
 
@@ -95,9 +91,6 @@ class _MemoryPool:
 
     def free_all_blocks(self):
         pass
-
-    def used_bytes(self):
-        return 0
 
 
 _POOL = _MemoryPool()
