@@ -1,4 +1,4 @@
-"""Command line: ``python -m convbench run | list | report | compare | history | export``."""
+"""Command line: ``python -m convbench run | list | report | compare | ab | history | export``."""
 
 from __future__ import annotations
 
@@ -144,6 +144,64 @@ def cmd_compare(args):
     return 1 if len(bad) else 0
 
 
+def ab_progress(result, done, total):
+    if result.ratio is not None:
+        low = "" if result.ratio_low is None else \
+            f" [{100 * (result.ratio_low - 1):+.1f}, {100 * (result.ratio_high - 1):+.1f}]"
+        detail = (f"base {result.base_s * 1e3:8.3f} ms  new {result.new_s * 1e3:8.3f} ms  "
+                  f"{100 * (result.ratio - 1):+6.1f}%{low}")
+    else:
+        detail = result.reason
+    source = {True: "same", False: "changed", None: "?"}[result.same_source]
+    label = result.name or result.descriptor
+    print(f"[{done:>{len(str(total))}}/{total}] {label[:30]:30} {result.algo + '/' + result.backend:16}"
+          f" {source:7} {result.verdict:8} {detail[:100]}", file=sys.stderr, flush=True)
+
+
+def cmd_ab(args):
+    from datetime import datetime, timezone
+
+    from .ab import QUICK, ABError, ABSettings, regressions, render, resolve_tree, run_ab, summarize
+    from .machine import machine_id
+
+    try:
+        problems = load_shapes(args.shapes, mb=args.mb)
+        backends_ = _names(args.backend) or usable_backends()
+        kernels = select(_names(args.algo), backends_)
+        budget = parse_bytes(args.memory_budget) if args.memory_budget else None
+        trees = {"base": resolve_tree(args.base), "new": resolve_tree(args.new)}
+    except (ValueError, ABError) as error:
+        print(f"convbench ab: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    effort = dict(QUICK) if args.quick else {}
+    for name in ("processes", "rounds", "min_time"):
+        if getattr(args, name) is not None:
+            effort[name] = getattr(args, name)
+    settings = ABSettings(**effort, min_change=args.min_change, alpha=args.alpha, seed=args.seed,
+                          memory_budget=budget, case_timeout=args.case_timeout,
+                          changed_only=args.changed_only, threads=args.threads)
+    if settings.processes < 3 or settings.rounds < 1:
+        print("convbench ab: --processes must be at least 3 and --rounds at least 1 (the "
+              "interval is taken over process pairs)", file=sys.stderr)
+        return EXIT_USAGE
+    out = args.out or (DEFAULT_RESULTS_DIR / machine_id() / "ab" /
+                       f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json")
+    print(f"convbench ab: base = {trees['base'].label}, new = {trees['new'].label}; "
+          f"{len(problems)} problems x {len(kernels)} kernels, {settings.processes} process pairs "
+          f"x {settings.rounds} rounds per case", file=sys.stderr)
+    try:
+        results, _ = run_ab(problems, kernels, trees, settings, out=out, report=ab_progress)
+    except KeyboardInterrupt:
+        print(f"\nconvbench ab: interrupted; finished cases are in {out}", file=sys.stderr)
+        return 130
+    print(render(results, markdown=args.markdown))
+    print(f"\n{summarize(results, settings.min_change)}")
+    bad = regressions(results)
+    print(f"saved: {out}")
+    print("verdict: REGRESSION" if bad else "verdict: no significant slowdown or new failure")
+    return 1 if bad else 0
+
+
 def history_paths(paths):
     """Results files named directly or found in the named directories (their pyperf files left out)."""
     found = []
@@ -267,6 +325,41 @@ def build_parser():
                               "must also exceed the largest change identical code showed between "
                               "two of them")
     compare.set_defaults(func=cmd_compare)
+
+    ab = sub.add_parser("ab", help="time two versions of the kernels side by side, interleaved; "
+                                   "exit 1 on a significant slowdown")
+    ab.add_argument("--base", default="HEAD",
+                    help="git revision of the base version (default HEAD)")
+    ab.add_argument("--new", default=".",
+                    help="git revision of the new version, or . for this working tree with its "
+                         "uncommitted changes (default)")
+    ab.add_argument("--shapes", default="default",
+                    help=f"a shipped set ({', '.join(shape_sets())}) or a file of descriptors")
+    ab.add_argument("--algo", help="comma-separated algorithms (default: all)")
+    ab.add_argument("--backend", help="comma-separated backends (default: those usable here)")
+    ab.add_argument("--mb", type=int, help="rescale every problem to this batch size")
+    ab.add_argument("--processes", type=int, help="worker pairs per case (default 6; quick 3)")
+    ab.add_argument("--rounds", type=int, help="timed values per side and pair (default 6; quick 4)")
+    ab.add_argument("--min-time", type=float, help="seconds one value lasts at least "
+                                                   "(default 0.05; quick 0.02)")
+    ab.add_argument("--quick", action="store_true", help="fewer processes and rounds")
+    ab.add_argument("--min-change", type=float, default=0.05,
+                    help="smallest relative change that can count (default 0.05)")
+    ab.add_argument("--alpha", type=float, default=0.05,
+                    help="1 - confidence level of the ratio's interval (default 0.05)")
+    ab.add_argument("--seed", type=int, default=0)
+    ab.add_argument("--memory-budget", help="e.g. 4G; default half the memory available now")
+    ab.add_argument("--case-timeout", type=float, default=DEFAULT_CASE_TIMEOUT,
+                    help="seconds one case (both versions) may take")
+    ab.add_argument("--changed-only", action="store_true",
+                    help="only kernels whose source differs between the two versions")
+    ab.add_argument("--threads", type=int,
+                    help="pin both versions to this many CPUs and threads (1 is far less noisy "
+                         "on a shared machine, but cannot see a change in parallel scaling)")
+    ab.add_argument("--out", type=Path, help="JSON file for the comparison (default "
+                                             "results/<machine-id>/ab/<time>.json)")
+    ab.add_argument("--markdown", action="store_true", help="Markdown table for a pull request")
+    ab.set_defaults(func=cmd_ab)
 
     report = sub.add_parser("report", help="Markdown/HTML report with figures")
     report.add_argument("results", type=Path, nargs="*",

@@ -234,12 +234,16 @@ def render(frame, markdown=False):
                for s, e in zip(frame["source_changed"], frame["error_over_tolerance"])],
     )[["case", "kernel", "base_ms", "new_ms", "ratio", "verdict", "why", "flags"]]
     if markdown:
-        lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
-        for _, row in table.iterrows():
-            cells = [_cell(row[col]) for col in table.columns]
-            lines.append("| " + " | ".join(cells) + " |")
-        return "\n".join(lines)
+        return markdown_table(table)
     return table.to_string(index=False, na_rep="", float_format=lambda v: f"{v:.4g}")
+
+
+def markdown_table(table):
+    """A DataFrame as a GitHub Markdown table (numbers to 4 significant digits, NaN blank)."""
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    for _, row in table.iterrows():
+        lines.append("| " + " | ".join(_cell(row[col]) for col in table.columns) + " |")
+    return "\n".join(lines)
 
 
 def _cell(value):
