@@ -25,7 +25,7 @@ SETUP += $(VENV)/.peers
 endif
 endif
 
-.PHONY: bench bench-quick test setup list clean report history
+.PHONY: bench bench-quick test setup list clean report history ab
 
 setup: $(SETUP)
 
@@ -43,6 +43,12 @@ bench: $(SETUP)
 
 bench-quick: $(SETUP)
 	$(PY) -m convbench run --shapes $(SHAPES) --quick $(BENCH_ARGS)
+
+# Interleaved A/B timing of the kernels of BASE (a git revision) against this working tree.
+BASE ?= HEAD
+AB_ARGS ?=
+ab: $(SETUP)
+	$(PY) -m convbench ab --base $(BASE) --shapes $(SHAPES) $(AB_ARGS)
 
 test: $(SETUP)
 	$(PY) -m pytest $(TEST_ARGS)

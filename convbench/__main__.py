@@ -169,6 +169,8 @@ def cmd_ab(args):
         backends_ = _names(args.backend) or usable_backends()
         kernels = select(_names(args.algo), backends_)
         budget = parse_bytes(args.memory_budget) if args.memory_budget else None
+        if not args.algo:  # peers are not ours to change; name them with --algo to time them
+            kernels = [kernel for kernel in kernels if not kernel.spec.peer]
         trees = {"base": resolve_tree(args.base), "new": resolve_tree(args.new)}
     except (ValueError, ABError) as error:
         print(f"convbench ab: {error}", file=sys.stderr)
@@ -335,7 +337,7 @@ def build_parser():
                          "uncommitted changes (default)")
     ab.add_argument("--shapes", default="default",
                     help=f"a shipped set ({', '.join(shape_sets())}) or a file of descriptors")
-    ab.add_argument("--algo", help="comma-separated algorithms (default: all)")
+    ab.add_argument("--algo", help="comma-separated algorithms (default: all but the peers)")
     ab.add_argument("--backend", help="comma-separated backends (default: those usable here)")
     ab.add_argument("--mb", type=int, help="rescale every problem to this batch size")
     ab.add_argument("--processes", type=int, help="worker pairs per case (default 6; quick 3)")

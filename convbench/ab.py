@@ -28,6 +28,9 @@ Verdict per case, with ``min_change`` (default 5 %) and the interval at level ``
 ``min_change`` on either side (more processes would settle it); ``same`` otherwise. A new FAILED,
 CRASHED or TIMEOUT, or a case the new version no longer supports, is a regression like ``slower``.
 
+Both versions' outputs on the validation input are hashed, and the table says whether they are
+identical bit for bit: what a change meant only to be faster should show.
+
 The two trees: the working tree of this checkout (uncommitted changes included) and any commit,
 whose ``kernels/`` is extracted with ``git archive`` into a cache directory named by its hash (numba
 compiles it there once). Cases whose kernel sources are identical in both trees are timed too, as
@@ -297,6 +300,7 @@ class CaseResult:
     algo: str
     backend: str
     same_source: bool | None
+    identical_output: bool | None = None   # both versions' outputs equal bit for bit
     status: str = "PASSED"           # of the comparison: PASSED, or the worst side's status
     reason: str = ""
     base: dict = field(default_factory=dict)   # status, rel_l2, per_call_s of each side
@@ -317,7 +321,7 @@ class CaseResult:
 
 def _validation(found):
     return {key: found.get(key) for key in ("status", "reason", "rel_l2", "max_err", "per_call_s",
-                                            "kernels_file")}
+                                            "kernels_file", "output_sha256")}
 
 
 def measure_case(problem, kernel, trees, settings, reference_cache=None, same_source=None):
@@ -346,6 +350,8 @@ def measure_case(problem, kernel, trees, settings, reference_cache=None, same_so
                     return _finish(result, log_ratios, settings, started)
             if process == 0:
                 result.base, result.new = _validation(first["base"]), _validation(first["new"])
+                digests = {result.base["output_sha256"], result.new["output_sha256"]}
+                result.identical_output = None if None in digests else len(digests) == 1
                 bad = [side for side in sides if first[side]["status"] != "PASSED"]
                 if bad:
                     result.status = "FAILED"
@@ -461,6 +467,7 @@ def render(results, markdown=False):
         "layer": r.name or r.descriptor,
         "kernel": f"{r.algo}/{r.backend}",
         "source": {True: "same", False: "changed", None: "?"}[r.same_source],
+        "output": {True: "identical", False: "differs", None: ""}[r.identical_output],
         "base_ms": ms(r.base_s), "new_ms": ms(r.new_s),
         "change [CI]": change(r),
         "verdict": r.verdict,

@@ -218,7 +218,8 @@ def summarize(frame):
     shift = run_shift(frame)
     if shift and abs(shift[0] - 1) >= SHIFT_WARNING:
         text += (f"\nwhole-run shift: the {shift[1]} timed cases with unchanged kernel source moved by a "
-                 f"median {shift[0] - 1:+.1%}; a shift this broad points to the machine, not the code")
+                 f"median {shift[0] - 1:+.1%}; a shift this broad points to the machine, not the code "
+                 f"(to test a code change, `convbench ab` times both versions side by side)")
     return text
 
 

@@ -144,6 +144,16 @@ def _wrong_prepare(self, problem, w):
 DirectCPU.prepare = _wrong_prepare
 """
 
+NUDGED = """
+import numpy as _np
+_prepare = DirectCPU.prepare
+def _nudged_prepare(self, problem, w):
+    run = _prepare(self, problem, w)
+    # loses the low bits of every non-integer output, keeps integer fills exact
+    return lambda x: (run(x) + _np.float32(3)) - _np.float32(3)
+DirectCPU.prepare = _nudged_prepare
+"""
+
 CRASH = """
 import os as _os
 def _crash_prepare(self, problem, w):
@@ -167,6 +177,7 @@ def test_each_side_imports_kernels_from_its_own_tree(tmp_path):
     assert Path(result.base["kernels_file"]).is_relative_to(base.path)
     assert Path(result.new["kernels_file"]).is_relative_to(new.path)
     assert result.status == "PASSED" and result.base["rel_l2"] < 1e-6
+    assert result.identical_output is True   # the slow version computes the same thing
     assert len(result.samples) == FAST.processes and all(len(p) == FAST.rounds
                                                          for p in result.samples)
     # a 5 ms sleep on a call of tens of microseconds
@@ -179,6 +190,13 @@ def test_a_version_that_computes_wrong_is_broken_not_timed(tmp_path):
     assert result.status == "FAILED" and result.verdict == "broken by new"
     assert result.reason.startswith("new:") and result.samples == []
     assert ab.regressions([result]) == [result]
+
+
+@pytest.mark.sweep
+def test_outputs_that_differ_within_tolerance_pass_but_are_flagged(tmp_path):
+    result = _measure(_kernel_tree(tmp_path, "base"), _kernel_tree(tmp_path, "new", NUDGED))
+    assert result.status == "PASSED" and result.identical_output is False
+    assert result.new["rel_l2"] > result.base["rel_l2"]
 
 
 @pytest.mark.sweep
@@ -211,6 +229,7 @@ def test_cli_exits_1_on_a_slowdown_and_keeps_every_case(tmp_path):
     by_algo = {case["algo"]: case for case in document["cases"]}
     assert by_algo["direct"]["verdict"] == "slower" and by_algo["direct"]["same_source"] is False
     assert by_algo["im2col"]["same_source"] is True and by_algo["im2col"]["status"] == "PASSED"
+    assert by_algo["im2col"]["identical_output"] is True
     assert by_algo["winograd"]["status"] == "PASSED"   # 3x3 stride 1: supported
 
 
