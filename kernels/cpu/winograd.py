@@ -29,6 +29,17 @@ from ..common import pipeline, winograd_filter_transform, winograd_tiles, winogr
 from ..winograd_transforms import TRANSFORMS
 from ._common import load_streams, stream_shape
 
+@njit(cache=True, fastmath=False, inline="always")
+def _scaled(dst, coef, src, assign):
+    """dst = coef * src when ``assign``, else dst += coef * src (one pass, no zero fill)."""
+    if assign:
+        for j in range(dst.size):
+            dst[j] = coef * src[j]
+    else:
+        for j in range(dst.size):
+            dst[j] += coef * src[j]
+
+
 @njit(parallel=True, cache=True, fastmath=False)
 def _input_transform(buffer, bt, v, tiles_h):
     """v[a*alpha + b, c, n*tiles_h*L + i*L + j] = (B^T d B)[a, b] for input tile (i, j).
@@ -36,7 +47,9 @@ def _input_transform(buffer, bt, v, tiles_h):
     ``L = tiles_w + 1``: each tile row has one padding column in ``v``, computed from zeros or
     neighbours and never used, so one (image, channel) is a single contiguous run and every loop is
     long and contiguous. B^T is applied down the columns per stream (``streams[a, r, i, :]``), then B
-    across the tiles in one vectorized loop per output position (a, b).
+    across the tiles in one vectorized loop per output position (a, b). Each output is written by
+    its first non-zero term and accumulated by the rest: no pass that only zeroes memory (the sums
+    are the same, since 0 + x = x exactly).
     """
     n_images, channels, _, m, _, row_len = buffer.shape
     alpha = bt.shape[0]
@@ -44,30 +57,33 @@ def _input_transform(buffer, bt, v, tiles_h):
     for job in prange(n_images * channels):
         c = job % channels
         n = job // channels
+        streams = np.empty((alpha, m, tiles_h + 1, row_len), dtype=np.float32)
         # one spare tile row: tile j = L - 1 of the last row reads one element past its row
-        streams = np.zeros((alpha, m, tiles_h + 1, row_len), dtype=np.float32)
+        streams[:, :, tiles_h, :] = 0.0
         for i in range(tiles_h):
             for a in range(alpha):
+                assign = True
                 for u in range(alpha):
                     coef = bt[a, u]
                     if coef != 0.0:
                         for r in range(m):
-                            dst = streams[a, r, i]
-                            src = buffer[n, c, 0, r, i * m + u]
-                            for j in range(row_len):
-                                dst[j] += coef * src[j]
+                            _scaled(streams[a, r, i], coef, buffer[n, c, 0, r, i * m + u], assign)
+                        assign = False
+                if assign:
+                    streams[a, :, i, :] = 0.0
         flat = streams.reshape(alpha, m, (tiles_h + 1) * row_len)
         first = n * run
         for a in range(alpha):
             for b in range(alpha):
                 dst = v[a * alpha + b, c, first:first + run]
-                dst[:] = 0.0
+                assign = True
                 for u in range(alpha):
                     coef = bt[b, u]
                     if coef != 0.0:
-                        seg = flat[a, u % m, u // m:u // m + run]
-                        for j in range(run):
-                            dst[j] += coef * seg[j]
+                        _scaled(dst, coef, flat[a, u % m, u // m:u // m + run], assign)
+                        assign = False
+                if assign:
+                    dst[:] = 0.0
 
 
 @njit(parallel=True, cache=True, fastmath=False)
@@ -80,26 +96,28 @@ def _output_transform(mm, at, out, tiles_h, row_len):
         k = job % k_total
         n = job // k_total
         first = n * run
-        half = np.zeros((alpha, m, run), dtype=np.float32)   # M A
-        tile = np.zeros((m, m, run), dtype=np.float32)       # A^T M A
+        half = np.empty((alpha, m, run), dtype=np.float32)   # M A
+        tile = np.empty((m, m, run), dtype=np.float32)       # A^T M A
         for a in range(alpha):
             for xo in range(m):
-                acc = half[a, xo]
+                assign = True
                 for b in range(alpha):
                     coef = at[xo, b]
                     if coef != 0.0:
-                        src = mm[a * alpha + b, k, first:first + run]
-                        for j in range(run):
-                            acc[j] += coef * src[j]
+                        _scaled(half[a, xo], coef, mm[a * alpha + b, k, first:first + run], assign)
+                        assign = False
+                if assign:
+                    half[a, xo] = 0.0
         for yo in range(m):
             for xo in range(m):
-                line = tile[yo, xo]
+                assign = True
                 for a in range(alpha):
                     coef = at[yo, a]
                     if coef != 0.0:
-                        src = half[a, xo]
-                        for j in range(run):
-                            line[j] += coef * src[j]
+                        _scaled(tile[yo, xo], coef, half[a, xo], assign)
+                        assign = False
+                if assign:
+                    tile[yo, xo] = 0.0
         for i in range(tiles_h):
             for yo in range(m):
                 p = i * m + yo
