@@ -161,40 +161,47 @@ def ab_progress(result, done, total):
 def cmd_ab(args):
     from datetime import datetime, timezone
 
-    from .ab import QUICK, ABError, ABSettings, regressions, render, resolve_tree, run_ab, summarize
+    from .ab import (ABError, ABSettings, read_ab, regressions, render, resolve_tree,
+                     resume_trees, run_ab, summarize)
     from .machine import machine_id
 
+    previous = None
     try:
+        if args.resume:  # the interrupted comparison's own selection, trees and settings
+            previous = read_ab(args.resume)
+            stored = previous["options"]
+            args.shapes, args.mb = stored["shapes"], stored["mb"]
+            args.algo, args.backend = stored["algo"], ",".join(stored["backends"])
         problems = load_shapes(args.shapes, mb=args.mb)
         backends_ = _names(args.backend) or usable_backends()
         kernels = select(_names(args.algo), backends_)
-        budget = parse_bytes(args.memory_budget) if args.memory_budget else None
         if not args.algo:  # peers are not ours to change; name them with --algo to time them
             kernels = [kernel for kernel in kernels if not kernel.spec.peer]
-        trees = {"base": resolve_tree(args.base), "new": resolve_tree(args.new)}
+        if previous:
+            trees = resume_trees(previous)
+            settings = ABSettings(**previous["settings"])
+        else:
+            trees = {"base": resolve_tree(args.base), "new": resolve_tree(args.new)}
+            settings = _ab_settings(args)
     except (ValueError, ABError) as error:
         print(f"convbench ab: {error}", file=sys.stderr)
         return EXIT_USAGE
-    effort = dict(QUICK) if args.quick else {}
-    for name in ("processes", "rounds", "min_time"):
-        if getattr(args, name) is not None:
-            effort[name] = getattr(args, name)
-    settings = ABSettings(**effort, min_change=args.min_change, alpha=args.alpha, seed=args.seed,
-                          memory_budget=budget, case_timeout=args.case_timeout,
-                          changed_only=args.changed_only, threads=args.threads)
     if settings.processes < 3 or settings.rounds < 1:
         print("convbench ab: --processes must be at least 3 and --rounds at least 1 (the "
               "interval is taken over process pairs)", file=sys.stderr)
         return EXIT_USAGE
-    out = args.out or (DEFAULT_RESULTS_DIR / machine_id() / "ab" /
-                       f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json")
+    out = args.resume or args.out or (DEFAULT_RESULTS_DIR / machine_id() / "ab" /
+                                      f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json")
+    options = {"shapes": args.shapes, "mb": args.mb, "algo": args.algo, "backends": backends_}
     print(f"convbench ab: base = {trees['base'].label}, new = {trees['new'].label}; "
           f"{len(problems)} problems x {len(kernels)} kernels, {settings.processes} process pairs "
           f"x {settings.rounds} rounds per case", file=sys.stderr)
     try:
-        results, _ = run_ab(problems, kernels, trees, settings, out=out, report=ab_progress)
+        results, _ = run_ab(problems, kernels, trees, settings, out=out, report=ab_progress,
+                            options=options, previous=previous)
     except KeyboardInterrupt:
-        print(f"\nconvbench ab: interrupted; finished cases are in {out}", file=sys.stderr)
+        print(f"\nconvbench ab: interrupted. Every finished case is saved in {out}; continue "
+              f"with:\n  python -m convbench ab --resume {out}", file=sys.stderr)
         return 130
     print(render(results, markdown=args.markdown))
     print(f"\n{summarize(results, settings.min_change)}")
@@ -202,6 +209,19 @@ def cmd_ab(args):
     print(f"saved: {out}")
     print("verdict: REGRESSION" if bad else "verdict: no significant slowdown or new failure")
     return 1 if bad else 0
+
+
+def _ab_settings(args):
+    from .ab import QUICK, ABSettings
+
+    effort = dict(QUICK) if args.quick else {}
+    for name in ("processes", "rounds", "min_time"):
+        if getattr(args, name) is not None:
+            effort[name] = getattr(args, name)
+    budget = parse_bytes(args.memory_budget) if args.memory_budget else None
+    return ABSettings(**effort, min_change=args.min_change, alpha=args.alpha, seed=args.seed,
+                      memory_budget=budget, case_timeout=args.case_timeout,
+                      changed_only=args.changed_only, threads=args.threads)
 
 
 def history_paths(paths):
@@ -360,6 +380,8 @@ def build_parser():
                          "on a shared machine, but cannot see a change in parallel scaling)")
     ab.add_argument("--out", type=Path, help="JSON file for the comparison (default "
                                              "results/<machine-id>/ab/<time>.json)")
+    ab.add_argument("--resume", type=Path, metavar="FILE",
+                    help="finish an interrupted comparison with its own trees and options")
     ab.add_argument("--markdown", action="store_true", help="Markdown table for a pull request")
     ab.set_defaults(func=cmd_ab)
 

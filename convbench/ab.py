@@ -59,6 +59,8 @@ from ._ab_worker import PREFIX
 from .timing import loops_for
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+AB_KIND = "convbench-ab"
+AB_VERSION = 1
 THREAD_VARIABLES = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                     "MKL_NUM_THREADS")
 
@@ -406,23 +408,30 @@ def regressions(results):
     return [r for r in results if r.verdict in ("slower", "broken by new")]
 
 
-def run_ab(problems, kernels, trees, settings, out=None, report=None, repo=PROJECT_ROOT):
+def run_ab(problems, kernels, trees, settings, out=None, report=None, repo=PROJECT_ROOT,
+           options=None, previous=None):
     """Every (problem, kernel) supported by the new version, measured with :func:`measure_case`.
 
     ``out``: a JSON file rewritten after every case, so an interrupted comparison keeps what it
-    finished. ``report(result, done, total)`` is called after each case.
+    finished. ``report(result, done, total)`` is called after each case. ``options``: what selected
+    the cases (shapes, algorithms, backends, batch), stored for ``--resume``. ``previous``: the
+    document of an interrupted comparison; its cases are kept and not measured again.
     """
     from .results import write_atomic
 
     same = {kernel.name: _same_source(kernel, trees, repo) for kernel in kernels}
     cases = [(problem, kernel) for problem in problems for kernel in kernels
              if not (settings.changed_only and same[kernel.name])]
-    document = {"kind": "convbench-ab", "version": 1,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "trees": {side: tree.as_dict() for side, tree in trees.items()},
-                "settings": settings.__dict__, "cases": []}
+    document = previous or {"kind": AB_KIND, "version": AB_VERSION,
+                            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                            "trees": {side: tree.as_dict() for side, tree in trees.items()},
+                            "settings": settings.__dict__, "options": options or {},
+                            "cases": []}
+    finished = {(case["descriptor"], case["algo"], case["backend"]) for case in document["cases"]}
     with tempfile.TemporaryDirectory(prefix="convbench-ab-ref-") as reference_cache:
         for done, (problem, kernel) in enumerate(cases, 1):
+            if (problem.descriptor, kernel.spec.algo, kernel.spec.backend) in finished:
+                continue
             reason = kernel.supports(problem, settings.memory_budget)
             if reason:
                 result = CaseResult(descriptor=problem.descriptor, name=problem.name,
@@ -438,6 +447,36 @@ def run_ab(problems, kernels, trees, settings, out=None, report=None, repo=PROJE
             if report:
                 report(result, done, len(cases))
     return [CaseResult(**case) for case in document["cases"]], document
+
+
+def read_ab(path):
+    """The document of an earlier ``ab`` run; ABError naming the file if it is not one."""
+    try:
+        document = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise ABError(f"{path}: cannot read an ab results file ({error})") from None
+    if not isinstance(document, dict) or document.get("kind") != AB_KIND:
+        raise ABError(f"{path}: not a convbench ab results file")
+    if document.get("version") != AB_VERSION:
+        raise ABError(f"{path}: ab results version {document.get('version')!r}; this convbench "
+                      f"reads version {AB_VERSION}")
+    if not document.get("options"):
+        raise ABError(f"{path}: holds no case selection to resume from")
+    return document
+
+
+def resume_trees(document, repo=PROJECT_ROOT):
+    """The two trees an interrupted comparison used: commits extracted again if need be,
+    directories (and the working tree) as they are now."""
+    trees = {}
+    for side, stored in document["trees"].items():
+        if stored.get("commit"):
+            trees[side] = commit_tree(stored["commit"], repo)
+        elif Path(stored["path"]).resolve() == Path(repo).resolve():
+            trees[side] = working_tree(repo)
+        else:
+            trees[side] = resolve_tree(stored["path"], repo)
+    return trees
 
 
 def _same_source(kernel, trees, repo):

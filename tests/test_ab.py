@@ -232,6 +232,24 @@ def test_cli_exits_1_on_a_slowdown_and_keeps_every_case(tmp_path):
     assert by_algo["im2col"]["identical_output"] is True
     assert by_algo["winograd"]["status"] == "PASSED"   # 3x3 stride 1: supported
 
+    # as if interrupted after two cases: --resume measures the third alone, with the stored trees
+    kept = document["cases"][:2]
+    out.write_text(json.dumps(dict(document, cases=kept)))
+    proc = subprocess.run([sys.executable, "-m", "convbench", "ab", "--resume", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    resumed = json.loads(out.read_text())
+    assert resumed["cases"][:2] == kept
+    assert [case["algo"] for case in resumed["cases"]] == ["direct", "im2col", "winograd"]
+    assert resumed["trees"] == document["trees"]
+
+
+def test_resume_refuses_a_file_that_is_not_an_ab_run(tmp_path):
+    other = tmp_path / "run.json"
+    other.write_text(json.dumps({"schema": 3, "rows": []}))
+    with pytest.raises(ABError, match="run.json: not a convbench ab results file"):
+        ab.read_ab(other)
+
 
 def test_cli_names_a_bad_revision():
     proc = subprocess.run([sys.executable, "-m", "convbench", "ab", "--base", "no-such-rev-xyz",
