@@ -73,3 +73,29 @@ def test_gpu_sweep_end_to_end(tmp_path):
     for algo in ("direct", "im2col", "fft", "winograd", "winograd4"):
         assert f"{algo}/gpu" in text
     assert len(list((tmp_path / "report").glob("*.png"))) >= 3
+
+
+def test_ab_times_gpu_kernels_with_cuda_events(tmp_path):
+    """convbench ab on the GPU path: workers move inputs to the device and time with CUDA events."""
+    import shutil
+    for side in ("base", "new"):
+        shutil.copytree(ROOT / "kernels", tmp_path / side / "kernels")
+    shapes = tmp_path / "one.txt"
+    shapes.write_text('mb1ic3ih9iw11oc4kh3ph1n"odd3x3"\n')
+    out = tmp_path / "ab.json"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        filter(None, [str(FAKECUDA), str(ROOT), os.environ.get("PYTHONPATH")])))
+    done = subprocess.run([sys.executable, "-m", "convbench", "ab", "--base", str(tmp_path / "base"),
+                           "--new", str(tmp_path / "new"), "--shapes", str(shapes),
+                           "--backend", "gpu", "--algo", "im2col,winograd", "--processes", "3",
+                           "--rounds", "1", "--min-time", "0.001", "--out", str(out)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    cases = json.loads(out.read_text())["cases"]
+    assert [(case["algo"], case["backend"], case["status"]) for case in cases] == \
+        [("im2col", "gpu", "PASSED"), ("winograd", "gpu", "PASSED")]
+    for case in cases:
+        assert case["same_source"] is True and case["identical_output"] is True
+        assert len(case["samples"]) == 3 and all(base > 0 and new > 0
+                                                  for pairs in case["samples"]
+                                                  for base, new in pairs)
