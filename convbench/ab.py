@@ -25,8 +25,11 @@ Procedure per case
 Verdict per case, with ``min_change`` (default 5 %) and the interval at level ``1 - alpha``:
 ``slower`` when the interval lies above 1 and the estimate is at least ``1 + min_change``;
 ``faster`` likewise below; ``unclear`` when neither holds and the interval still reaches past
-``min_change`` on either side (more processes would settle it); ``same`` otherwise. A new FAILED,
-CRASHED or TIMEOUT, or a case the new version no longer supports, is a regression like ``slower``.
+``min_change`` on either side (more processes would settle it); ``same`` otherwise. A version
+that fails validation, crashes or hangs where the other passes gives ``broken by new`` (a
+regression, like ``slower``) or ``fixed by new``; a kernel that one version does not have at all
+gives ``only in new`` / ``only in base``. Whether a case is supported is decided once, by the
+kernels of this checkout.
 
 Both versions' outputs on the validation input are hashed, and the table says whether they are
 identical bit for bit: what a change meant only to be faster should show.
@@ -350,6 +353,13 @@ def measure_case(problem, kernel, trees, settings, reference_cache=None, same_so
                     setattr(result, side, found)
                     result.status, result.reason = found["status"], found["reason"]
                     return _finish(result, log_ratios, settings, started)
+            absent = [side for side in sides if first[side]["status"] == "ABSENT"]
+            if absent:  # a kernel added (or removed) by the change: nothing to compare
+                result.base, result.new = _validation(first["base"]), _validation(first["new"])
+                result.status, result.verdict = "SKIPPED", f"only in {sides[absent[0] == 'base']}"
+                result.reason = "; ".join(f"{side}: {first[side]['reason']}" for side in absent)
+                result.wall_s = time.monotonic() - started
+                return result
             if process == 0:
                 result.base, result.new = _validation(first["base"]), _validation(first["new"])
                 digests = {result.base["output_sha256"], result.new["output_sha256"]}

@@ -207,6 +207,15 @@ def test_a_version_that_crashes_is_broken(tmp_path):
 
 
 @pytest.mark.sweep
+def test_a_kernel_added_by_the_change_is_only_in_new(tmp_path):
+    base = _kernel_tree(tmp_path, "base")
+    (base.path / "kernels" / "cpu" / "winograd.py").unlink()
+    result = _measure(base, _kernel_tree(tmp_path, "new"), algo="winograd")
+    assert result.status == "SKIPPED" and result.verdict == "only in new"
+    assert "kernels.cpu.winograd" in result.reason and ab.regressions([result]) == []
+
+
+@pytest.mark.sweep
 def test_fixing_a_broken_kernel_is_not_a_regression(tmp_path):
     result = _measure(_kernel_tree(tmp_path, "base", WRONG), _kernel_tree(tmp_path, "new"))
     assert result.verdict == "fixed by new" and ab.regressions([result]) == []
