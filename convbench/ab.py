@@ -1,8 +1,8 @@
 """Interleaved A/B timing of two versions of the kernels: did this change make anything slower?
 
 Comparing two separate runs cannot tell a slower kernel from a slower machine: on a shared machine a
-whole run drifts by several percent (on the 2-core development VM, identical code moved by a median
-8-23 % per case between runs, see ``compare``). ``convbench ab`` removes the drift instead of
+whole run drifts by several percent (on the first 2-core development VM, identical code moved by a
+median 8-23 % per case between runs, see ``compare``). ``convbench ab`` removes the drift instead of
 estimating it. For every case it starts one worker process per version (:mod:`convbench._ab_worker`,
 each importing ``kernels`` from its own source tree under the same harness) and asks them for timed
 values in turn, base and new alternately, so both versions are timed in the same seconds of the
@@ -17,10 +17,11 @@ Procedure per case
    slower version, so one value lasts at least ``min_time``.
 2. In each pair, one untimed value per side, then ``rounds`` rounds of one value per side; the side
    that goes first alternates from round to round and from pair to pair.
-3. ``log(new / base)`` of each round's two values. Each process pair gives the mean of its rounds;
-   the estimate is the geometric mean ratio over pairs and its confidence interval a Student t
-   interval over the pairs' means (the process pair, not the round, is the independent unit: a
-   process's memory layout and thread placement stay with it for all its rounds).
+3. ``log(new / base)`` of each round's two values. Each process pair gives the median of its
+   rounds; the estimate is the geometric mean ratio over pairs and its confidence interval a
+   Student t interval over the pairs' medians (the process pair, not the round, is the independent
+   unit: a process's memory layout and thread placement stay with it for all its rounds; on the
+   AMD EPYC CI VM, the pairs of one case had a standard deviation of 2-9 % in log ratio).
 
 Verdict per case, with ``min_change`` (default 5 %) and the interval at level ``1 - alpha``:
 ``slower`` when the interval lies above 1 and the estimate is at least ``1 + min_change``;
