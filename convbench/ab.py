@@ -532,6 +532,10 @@ def render(results, markdown=False):
 
 
 def summarize(results, min_change):
+    """One line of verdict counts, plus how the unchanged kernels (the A/A control) fared."""
+    if not results:
+        return ("no cases: with --changed-only, no selected kernel's source differs between the "
+                "two versions")
     counts = {}
     for result in results:
         counts[result.verdict] = counts.get(result.verdict, 0) + 1

@@ -260,6 +260,16 @@ def test_resume_refuses_a_file_that_is_not_an_ab_run(tmp_path):
         ab.read_ab(other)
 
 
+def test_changed_only_with_nothing_changed_says_so(tmp_path):
+    tree = _kernel_tree(tmp_path, "same")
+    proc = subprocess.run([sys.executable, "-m", "convbench", "ab", "--base", str(tree.path),
+                           "--new", ".", "--shapes", "smoke", "--algo", "direct", "--changed-only",
+                           "--out", str(tmp_path / "ab.json")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "no selected kernel's source differs" in proc.stdout
+
+
 def test_cli_names_a_bad_revision():
     proc = subprocess.run([sys.executable, "-m", "convbench", "ab", "--base", "no-such-rev-xyz",
                            "--shapes", "smoke"], capture_output=True, text=True, timeout=120)
