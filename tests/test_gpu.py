@@ -59,6 +59,14 @@ def skip_unless_supported(kernel, problem):
         pytest.skip(f"{kernel.name}: {reason}")
 
 
+def supported_case(device, name, descriptor):
+    """(kernel, problem) for a test on one problem, skipped where the kernel cannot run it."""
+    kernel = kernel_on(device, name)
+    problem = ConvProblem.parse(descriptor)
+    skip_unless_supported(kernel, problem)
+    return kernel, problem
+
+
 def cupy_of(device):
     if device.cupy is not None:
         return device.cupy
@@ -122,10 +130,8 @@ def test_gpu_tiles_and_blocks_at_their_edges(device, name):
 
 @pytest.mark.parametrize("name", list(GPU_SPECS))
 def test_gpu_repeated_calls_are_independent(device, name):
-    kernel = kernel_on(device, name)
+    kernel, problem = supported_case(device, name, "mb1ic4ih8oc4oh8kh3ph1")
     cupy = cupy_of(device)
-    problem = ConvProblem.parse("mb1ic4ih8oc4oh8kh3ph1")
-    skip_unless_supported(kernel, problem)
     x1, w = make_inputs(problem, seed=1)
     x2 = make_inputs(problem, seed=2)[0]
     run = kernel.prepare(problem, w)
@@ -138,19 +144,15 @@ def test_gpu_repeated_calls_are_independent(device, name):
 
 @pytest.mark.parametrize("name", list(GPU_SPECS))
 def test_gpu_stages_in_order_are_the_kernel(device, name):
-    kernel = kernel_on(device, name)
+    kernel, problem = supported_case(device, name, "mb2ic3ih9iw7oc4oh9ow7kh3ph1")
     cupy = cupy_of(device)
-    problem = ConvProblem.parse("mb2ic3ih9iw7oc4oh9ow7kh3ph1")
-    skip_unless_supported(kernel, problem)
     staged = check_stages(kernel, problem, cupy.asarray, cupy.asnumpy)
     assert staged == (kernel.spec.algo in ("im2col", "fft", "winograd", "winograd4"))
 
 
 @pytest.mark.parametrize("name", list(GPU_SPECS))
 def test_gpu_run_refuses_host_arrays(device, name):
-    kernel = kernel_on(device, name)
-    problem = ConvProblem.parse("mb1ic4ih8oc4oh8kh3ph1")
-    skip_unless_supported(kernel, problem)
+    kernel, problem = supported_case(device, name, "mb1ic4ih8oc4oh8kh3ph1")
     run = kernel.prepare(problem, make_inputs(problem)[1])
     with pytest.raises(ValueError, match="cupy.ndarray"):
         run(np.zeros(problem.input_shape, np.float32))
