@@ -49,6 +49,7 @@ import json
 import math
 import os
 import selectors
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -157,7 +158,6 @@ def commit_tree(rev, repo=PROJECT_ROOT, root=None):
     try:
         os.replace(staging, target)
     except OSError:  # another process finished it first
-        import shutil
         shutil.rmtree(staging, ignore_errors=True)
     return Tree(path=target, label=label, commit=sha)
 
