@@ -1,4 +1,5 @@
-"""Command line: ``python -m convbench run | list | report | compare | ab | history | export``."""
+"""Command line: ``python -m convbench run | find | list | report | compare | ab | history |
+export``."""
 
 from __future__ import annotations
 
@@ -69,15 +70,21 @@ def _resume_options(args):
     args.memory_budget = str(budget) if budget else None
 
 
+def _selection(shape_texts, args):
+    """The problems, backends, kernels and memory budget a command line names (ValueError if bad)."""
+    problems = [problem for text in shape_texts for problem in load_shapes(text, mb=args.mb)]
+    backends_ = _names(args.backend) or usable_backends()
+    kernels = select(_names(args.algo), backends_)
+    budget = parse_bytes(args.memory_budget) if args.memory_budget else None
+    return problems, backends_, kernels, budget
+
+
 def cmd_run(args):
     if args.resume:
         _resume_options(args)
     mode = "quick" if args.quick else "rigorous" if args.rigorous else args.mode
     try:
-        problems = load_shapes(args.shapes, mb=args.mb)
-        backends_ = _names(args.backend) or usable_backends()
-        kernels = select(_names(args.algo), backends_)
-        budget = parse_bytes(args.memory_budget) if args.memory_budget else None
+        problems, backends_, kernels, budget = _selection([args.shapes], args)
     except ValueError as error:
         print(f"convbench run: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -104,6 +111,53 @@ def cmd_run(args):
     if args.compare_latest:
         compare_with_latest_committed(path)
     return 0
+
+
+def cmd_find(args):
+    """Every kernel on the named problems, each problem's kernels printed fastest first."""
+    try:
+        problems, backends_, kernels, budget = _selection(args.problems, args)
+    except ValueError as error:
+        print(f"convbench find: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    mode = "quick" if args.quick else args.mode
+    options = SweepOptions(shapes=" ".join(args.problems), algos=_names(args.algo),
+                           backends=backends_, mb=args.mb, mode=mode, seed=args.seed,
+                           memory_budget=budget, case_timeout=args.case_timeout)
+    print(f"convbench find: {len(problems)} problems x {len(kernels)} kernels, mode {mode}",
+          file=sys.stderr)
+    started = {}
+    try:
+        path = sweep(problems, kernels, options, out_dir=args.out, report=progress_line,
+                     on_start=lambda path: started.setdefault("path", path), subdir="find")
+    except KeyboardInterrupt:
+        print(f"\nconvbench find: interrupted; the finished cases are in {started.get('path')}",
+              file=sys.stderr)
+        return 130
+    from .report import ranking
+    from .results import load_results
+
+    table = ranking(load_results(path))
+    for (descriptor, backend), group in table.groupby(["descriptor", "backend"], sort=False):
+        problem = next(p for p in problems if p.descriptor == descriptor)
+        print(f"\n{descriptor}  [{backend}]  {problem.flops / 1e9:.3g} GFLOP (direct count)")
+        print(_find_text(group))
+    print(f"\nresults: {path}")
+    broken = table[table["status"].isin(["FAILED", "CRASHED", "TIMEOUT"])]
+    if len(broken):
+        print(f"{len(broken)} kernel(s) failed: " + ", ".join(broken["kernel"]))
+    return 1 if len(broken) else 0
+
+
+def _find_text(group):
+    shown = group.assign(
+        rank=group["rank"].map(lambda r: str(r) if r else "-"),
+        workspace=group["workspace_bytes"].map(
+            lambda b: format_bytes(b) if b is not None and b == b else ""))
+    shown = shown[["rank", "kernel", "status", "time_ms", "spread_pct", "gflops", "vs_fastest",
+                   "workspace", "rel_l2", "note"]].rename(
+        columns={"spread_pct": "+-%", "gflops": "GFLOP/s", "vs_fastest": "x fastest"})
+    return shown.to_string(index=False, na_rep="", float_format=lambda v: f"{v:.4g}")
 
 
 def cmd_list(args):
@@ -302,7 +356,8 @@ def build_parser():
 
     run = sub.add_parser("run", help="sweep kernels over a shape set and store the results")
     run.add_argument("--shapes", default="default",
-                     help=f"a shipped set ({', '.join(shape_sets())}) or a file of descriptors")
+                     help=f"a shipped set ({', '.join(shape_sets())}), a file of descriptors or "
+                          f"one descriptor")
     run.add_argument("--algo", help="comma-separated algorithms (default: all)")
     run.add_argument("--backend", help="comma-separated backends: cpu, gpu (default: those with a "
                                        "kernel usable here)")
@@ -328,6 +383,24 @@ def build_parser():
                      help="compare with the latest committed results of this machine and print "
                           "the verdict")
     run.set_defaults(func=cmd_run)
+
+    find = sub.add_parser("find", help="every kernel on the given problems, fastest first "
+                                       "(as cuDNN's find)")
+    find.add_argument("problems", nargs="+", metavar="PROBLEM",
+                      help="a descriptor such as mb1ic64ih56oc64oh56kh3ph1, a shipped set or a "
+                           "file of descriptors")
+    find.add_argument("--algo", help="comma-separated algorithms (default: all, peers included)")
+    find.add_argument("--backend", help="comma-separated backends (default: those usable here)")
+    find.add_argument("--mb", type=int, help="rescale every problem to this batch size")
+    find.add_argument("--mode", choices=sorted(MODES), default="default", help="timing effort")
+    find.add_argument("--quick", action="store_true", help="same as --mode quick")
+    find.add_argument("--seed", type=int, default=0, help="seed of the input fills")
+    find.add_argument("--memory-budget", help="e.g. 4G; default half the memory available now")
+    find.add_argument("--case-timeout", type=float, default=DEFAULT_CASE_TIMEOUT,
+                      help="seconds one case may take before it is killed (TIMEOUT row)")
+    find.add_argument("--out", type=Path, default=DEFAULT_RESULTS_DIR,
+                      help="results root; the file goes under OUT/<machine-id>/find/")
+    find.set_defaults(func=cmd_find)
 
     lister = sub.add_parser("list", help="shape sets and kernels, and whether each runs here")
     lister.set_defaults(func=cmd_list)

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 _KEYS = ("g", "mb", "ic", "ih", "iw", "oc", "oh", "ow", "kh", "kw", "sh", "sw", "ph", "pw", "dh", "dw")
 _THREE_D_KEYS = ("id", "od", "kd", "sd", "pd", "dd")
+DESCRIPTOR_KEYS = _KEYS
 # benchdnn's asymmetric right/bottom padding; not modelled here.
 _UNSUPPORTED_KEYS = ("rh", "rw", "rd")
 _TOKEN = re.compile(r'_?([a-z]+)(-?\d+)')

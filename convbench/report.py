@@ -48,6 +48,45 @@ def best_per_layer(frame):
     return pd.DataFrame(rows)
 
 
+def ranking(frame):
+    """The find table (cuDNN's ``find`` order): per (problem, backend), the timed kernels fastest
+    first, then those not timed (skipped, failed, or a ``--check-only`` run) with their reason.
+
+    Columns: ``descriptor``, ``layer``, ``backend``, ``rank`` (0 for a row not timed),
+    ``kernel`` (peers marked), ``status``, ``time_ms``, ``spread_pct``, ``gflops``,
+    ``vs_fastest`` (time over the fastest's on the problem; 1.0 for the fastest),
+    ``workspace_bytes``, ``rel_l2`` and ``note``.
+    """
+    import pandas as pd
+
+    frame = frame.assign(layer=_label(frame))
+    rows = []
+    for (descriptor, backend), group in frame.groupby(["descriptor", "backend"], sort=False):
+        timed = group[(group["status"] == "PASSED") & group["median_s"].notna()]
+        timed = timed.assign(seconds=timed["median_s"].astype(float)).sort_values("seconds")
+        rest = group.drop(index=timed.index)
+        fastest = float(timed["seconds"].iloc[0]) if len(timed) else np.nan
+        for rank, (_, row) in enumerate(list(timed.iterrows()) + list(rest.iterrows()), start=1):
+            seconds = float(row["median_s"]) if row.name in timed.index else np.nan
+            peer = " (peer)" if bool(row["peer"]) else ""
+            rows.append({
+                "descriptor": descriptor, "layer": row["layer"], "backend": backend,
+                "rank": rank if row.name in timed.index else 0,
+                "kernel": f"{row['algo']}/{backend}{peer}", "status": row["status"],
+                "time_ms": seconds * 1e3,
+                "spread_pct": 100 * float(row["mad_s"]) / seconds if seconds == seconds else np.nan,
+                "gflops": float(row["gflops"]) if seconds == seconds else np.nan,
+                "vs_fastest": seconds / fastest, "workspace_bytes": row["workspace_bytes"],
+                "rel_l2": _float(row["rel_l2"]),
+                "note": "" if row["status"] == "PASSED" else str(row["reason"] or ""),
+            })
+    return pd.DataFrame(rows)
+
+
+def _float(value):
+    return np.nan if value is None else float(value)
+
+
 def _runner_up(group, best):
     others = group[group["algo"] != best["algo"]]
     if others.empty:

@@ -197,16 +197,19 @@ class PyperfSuite:
         os.replace(tmp, self.path)
 
 
-def new_results_path(out_dir, git):
+def new_results_path(out_dir, git, subdir=None):
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     commit = (git.get("commit") or "unknown")[:10]
     dirty = "-dirty" if git.get("dirty") else ""
-    return Path(out_dir) / machine_id() / f"{stamp}_{commit}{dirty}.json"
+    return Path(out_dir) / machine_id() / (subdir or "") / f"{stamp}_{commit}{dirty}.json"
 
 
 def sweep(problems, kernels, options, out_dir=DEFAULT_RESULTS_DIR, resume=None, report=None,
-          remeasure_ceilings=False, env=None, on_start=None):
+          remeasure_ceilings=False, env=None, on_start=None, subdir=None):
     """Run every kernel on every problem; return the results file's path.
+
+    The file is ``out_dir/<machine-id>/[subdir/]<time>_<commit>.json``; a ``subdir`` keeps runs that
+    are not sweeps of a set (``find``) out of the machine's history and comparisons.
 
     ``on_start(path)`` is called once the results file exists; ``report(row, done, total)`` after
     each case (progress output). With ``resume``, rows already in that file are kept and their cases
@@ -221,7 +224,7 @@ def sweep(problems, kernels, options, out_dir=DEFAULT_RESULTS_DIR, resume=None, 
         finished = {case_key(row) for row in document["rows"]}
     else:
         git = git_state()
-        path = new_results_path(out_dir, git)
+        path = new_results_path(out_dir, git, subdir)
         backends = sorted({kernel.spec.backend for kernel in kernels
                            if kernel.unavailable_reason is None})
         document = {"schema": SCHEMA_VERSION, "convbench_version": __version__,

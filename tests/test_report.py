@@ -103,3 +103,32 @@ def test_stages_table_gives_each_stage_its_share():
     row = table.iloc[0]
     assert row["stages"] == "lowering 1 ms (25%) · multiply 3 ms (75%)"
     assert row["sum_ms"] == pytest.approx(4.0)
+
+
+def test_ranking_orders_timed_kernels_fastest_first_then_the_rest():
+    import pandas as pd
+    from convbench.report import ranking
+    row = {"descriptor": "mb1ic2ih6oc3kh3", "name": "", "backend": "cpu", "mad_s": 0.0,
+           "gflops": 1.0, "workspace_bytes": 64, "rel_l2": 1e-7, "reason": None}
+    frame = pd.DataFrame([
+        {**row, "algo": "direct", "status": "PASSED", "median_s": 4.0, "peer": False},
+        {**row, "algo": "fft", "status": "SKIPPED", "median_s": None, "peer": False,
+         "reason": "needs stride 1"},
+        {**row, "algo": "im2col", "status": "PASSED", "median_s": 1.0, "peer": False},
+        {**row, "algo": "torch", "status": "PASSED", "median_s": 2.0, "peer": True},
+        {**row, "algo": "winograd", "status": "FAILED", "median_s": None, "peer": False,
+         "reason": "error 1e-2 over tolerance"},
+        {**row, "algo": "direct", "backend": "gpu", "status": "PASSED", "median_s": 0.5,
+         "peer": False},
+    ])
+    table = ranking(frame)
+    cpu = table[table["backend"] == "cpu"]
+    assert list(cpu["kernel"]) == ["im2col/cpu", "torch/cpu (peer)", "direct/cpu", "fft/cpu",
+                                   "winograd/cpu"]
+    assert list(cpu["rank"]) == [1, 2, 3, 0, 0]
+    assert list(cpu["vs_fastest"][:3]) == [1.0, 2.0, 4.0]
+    assert cpu["vs_fastest"][3:].isna().all()
+    assert list(cpu["note"]) == ["", "", "", "needs stride 1", "error 1e-2 over tolerance"]
+    gpu = table[table["backend"] == "gpu"]         # each backend ranked on its own
+    assert list(gpu["rank"]) == [1] and list(gpu["vs_fastest"]) == [1.0]
+    assert list(table["layer"].unique()) == ["mb1ic2ih6oc3kh3"]   # no name: the descriptor

@@ -74,3 +74,22 @@ def test_empty_file_is_an_error(tmp_path):
     path.write_text("# nothing\n")
     with pytest.raises(ValueError, match="holds no descriptors"):
         load_shapes(path)
+
+
+def test_one_descriptor_is_a_set_of_one():
+    problems = load_shapes('mb1ic64ih56oc64oh56kh3ph1n"res2a"', mb=4)
+    assert len(problems) == 1
+    assert (problems[0].n, problems[0].c, problems[0].padding, problems[0].name) == \
+        (4, 64, (1, 1), "res2a")
+
+
+def test_bad_descriptor_names_its_fault_and_the_sets():
+    with pytest.raises(ValueError) as info:
+        load_shapes("mb1ic64ih56oc64kh3xx2")
+    message = str(info.value)
+    assert "unknown key 'xx'" in message and "resnet50" in message
+    with pytest.raises(ValueError, match="lacks the required key 'ih'"):
+        load_shapes("mb1ic64")
+    with pytest.raises(ValueError) as info:     # a mistyped set name is not read as a descriptor
+        load_shapes("resnet5O")
+    assert "unknown shape set 'resnet5O'" in str(info.value)

@@ -153,3 +153,27 @@ def test_staged_kernels_report_time_per_stage(smoke_run):
             seen.add(row["algo"])
             assert all(seconds > 0 for seconds in stages.values())
     assert seen == {"im2col", "fft", "winograd", "winograd4"}
+
+
+def test_find_ranks_every_kernel_on_one_descriptor(tmp_path):
+    descriptor = "mb1ic3ih10oc4kh3ph1"
+    proc = run_cli("find", descriptor, "--algo", "direct,im2col,winograd,fft", "--backend", "cpu",
+                   "--quick", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    files = list(tmp_path.glob("*/find/*.json"))
+    files = [p for p in files if not p.name.endswith(".pyperf.json")]
+    assert len(files) == 1 and only_results(tmp_path) == []   # kept out of the machine's runs
+    frame = load_results(files[0])
+    assert set(frame["status"]) == {"PASSED"} and len(frame) == 4
+    fastest_first = list(frame.sort_values("median_s")["algo"])
+    lines = [line.split() for line in proc.stdout.splitlines()]
+    shown = [fields[1].split("/")[0] for fields in lines if fields[:1] in (["1"], ["2"], ["3"],
+                                                                             ["4"])]
+    assert shown == fastest_first
+    assert "mb1ic3ih10oc4oh10kh3ph1  [cpu]" in proc.stdout
+
+
+def test_find_refuses_a_bad_descriptor_before_running_anything(tmp_path):
+    proc = run_cli("find", "mb1ic3ih10oc4kh3zz1", "--out", str(tmp_path))
+    assert proc.returncode == 2
+    assert "unknown key 'zz'" in proc.stderr and not any(tmp_path.iterdir())

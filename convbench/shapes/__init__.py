@@ -1,14 +1,16 @@
 """Shape sets: text files of descriptors, one a line, ``#`` starting a comment.
 
-A set is named by its file stem here (``resnet50``) or given as a path to a file of one's own.
+A set is named by its file stem here (``resnet50``), given as a path to a file of one's own, or
+written out as one descriptor (``mb1ic64ih56oc64oh56kh3ph1``) for a single problem.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
-from ..problem import ConvProblem
+from ..problem import DESCRIPTOR_KEYS, ConvProblem
 
 SHAPES_DIR = Path(__file__).resolve().parent
 
@@ -49,14 +51,20 @@ def parse_lines(lines, source="<text>"):
 def load_shapes(name_or_path, mb=None):
     """The problems of a shape set, optionally rescaled to batch ``mb``.
 
+    ``name_or_path`` is a shipped set's name, a file of descriptors, or one descriptor.
+
     Raises
     ------
     ValueError
-        Unknown set (listing the shipped ones), a malformed line (file and line number), an empty
-        set, or a non-positive ``mb``.
+        Unknown set (listing the shipped ones), a malformed line (file and line number), a
+        malformed descriptor (the field at fault), an empty set, or a non-positive ``mb``.
     """
-    path = resolve(name_or_path)
-    problems = parse_lines(path.read_text().splitlines(), source=str(path))
+    try:
+        path = resolve(name_or_path)
+    except ValueError as unknown:
+        problems = [_single_descriptor(str(name_or_path), unknown)]
+    else:
+        problems = parse_lines(path.read_text().splitlines(), source=str(path))
     if not problems:
         raise ValueError(f"{path}: holds no descriptors")
     if mb is not None:
@@ -64,3 +72,18 @@ def load_shapes(name_or_path, mb=None):
             raise ValueError(f"--mb must be positive, got {mb}")
         problems = [dataclasses.replace(problem, n=mb) for problem in problems]
     return problems
+
+
+def _single_descriptor(text, unknown):
+    """``text`` read as one descriptor; where it is not one either, the error says both things.
+
+    Text that does not open with a descriptor key and a number (``resnet51``, ``my.txt``) is taken
+    for a mistyped set or file name, and only the unknown-set error is raised, listing the sets.
+    """
+    if not re.match(rf"(?:{'|'.join(DESCRIPTOR_KEYS)})\d", text):
+        raise unknown
+    try:
+        return ConvProblem.parse(text)
+    except ValueError as error:
+        raise ValueError(f"{text!r} is not a shipped set ({', '.join(shape_sets())}) nor an "
+                         f"existing file, and as a descriptor: {error}") from None
