@@ -65,6 +65,9 @@ REGISTRY = (
     # measured max 3.7e-7, median 2.1e-7 (23 stride-1 layers) -> 2e-6
     KernelSpec("fft", "cpu", "kernels.cpu.fft:fft", 2e-6, False, ("numba",),
                summary="scipy.fft real transforms, batched complex matmul over channels; stride 1"),
+    # measured max 4.2e-7, median 2.2e-7 (77 stride-1 layers, batch 1, --check-only) -> 2e-6
+    KernelSpec("fft_tiled", "cpu", "kernels.cpu.fft:fft_tiled", 2e-6, False, ("numba",),
+               summary="overlap-save FFT of T x T tiles (scipy.fft), complex matmul per frequency"),
     # measured max 5.0e-7, median 3.5e-7 (9 3x3 layers) -> 2e-6
     KernelSpec("winograd", "cpu", "kernels.cpu.winograd:winograd_f2x2_3x3", 2e-6, False, ("numba",),
                summary="Winograd F(2x2,3x3): numba transforms, 16 SGEMMs through BLAS"),
@@ -85,6 +88,8 @@ REGISTRY = (
                summary="CUDA im2col, then strided-batched cuBLAS SGEMM"),
     KernelSpec("fft", "gpu", "kernels.gpu.fft:fft", 2e-6, False, ("cupy", "gpu"),
                summary="cuFFT real transforms, batched complex matmul over channels; stride 1"),
+    KernelSpec("fft_tiled", "gpu", "kernels.gpu.fft:fft_tiled", 2e-6, False, ("cupy", "gpu"),
+               summary="overlap-save FFT of T x T tiles (cuFFT), batched complex matmul"),
     KernelSpec("winograd", "gpu", "kernels.gpu.winograd:winograd_f2x2_3x3", 2e-6, False,
                ("cupy", "gpu"), summary="Winograd F(2x2,3x3): CUDA transforms, batched SGEMM"),
     KernelSpec("winograd4", "gpu", "kernels.gpu.winograd:winograd_f4x4_3x3", 1e-5, False,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-ALGO_ORDER = ["direct", "im2col", "fft", "winograd", "winograd4", "torch", "scipy"]
+ALGO_ORDER = ["direct", "im2col", "fft", "fft_tiled", "winograd", "winograd4", "torch", "scipy"]
 
 
 def _label(frame):

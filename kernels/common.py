@@ -121,3 +121,112 @@ def pipeline(*stages):
 
     run.stages = tuple(stages)
     return run
+
+
+# Tiled FFT (overlap-save). Transform sizes tried: powers of two, which cuFFT and pocketfft do best;
+# NNPACK uses 8 and 16, cuDNN's FFT_TILING 32. Filters too large for these get larger ones.
+FFT_TILE_SIZES = (8, 16, 32, 64)
+
+
+def fft_tile_plan(problem, tile=None):
+    """``(T, m, tiles_h, tiles_w)``: transform size T, output tile m = T - R' + 1 (R' the dilated
+    filter's extent, the larger of height and width), and tiles along H and W.
+
+    Without ``tile``, T is the candidate with the lowest modelled cost among the powers of two
+    with m >= R' (so at least half of every transform is kept): :data:`FFT_TILE_SIZES`, and larger
+    ones for filters that need them. The model counts the complex products (8 flops per
+    multiply-add, charged double when a frequency's matrix has under 16 tile columns, where the
+    product is bound by reading the filter spectra) and the transforms (about 2.5 T^2 log2(T^2)
+    flops per tile and channel, charged four times: small FFTs reach a smaller fraction of the
+    machine's peak than a matrix product).
+    """
+    extent = max((problem.r - 1) * problem.dilation[0] + 1, (problem.s - 1) * problem.dilation[1] + 1)
+    largest = max(FFT_TILE_SIZES[-1], 1 << (2 * extent - 1).bit_length())
+    sizes = FFT_TILE_SIZES + tuple(1 << b for b in range(7, largest.bit_length()))
+    candidates = [tile] if tile else [t for t in sizes if t - extent + 1 >= extent]
+    plans = []
+    for size in candidates:
+        m = size - extent + 1
+        if m < 1:
+            raise ValueError(f"tile size {size} is too small for a filter extent of {extent}")
+        tiles_h, tiles_w = -(-problem.p // m), -(-problem.q // m)
+        columns = problem.n * tiles_h * tiles_w
+        freqs = size * (size // 2 + 1)
+        multiply = 8.0 * freqs * columns * problem.k * (problem.c // problem.groups)
+        multiply *= 2.0 if columns < 16 else 1.0
+        transforms = 4 * 2.5 * size * size * np.log2(size * size) * columns * (problem.c + problem.k)
+        plans.append((multiply + transforms, (size, m, tiles_h, tiles_w)))
+    return min(plans)[1]
+
+
+def fft_tiled_workspace_bytes(problem):
+    """Padded input, input tiles, output tiles (real); input, product and filter spectra."""
+    size, m, tiles_h, tiles_w = fft_tile_plan(problem)
+    columns = problem.n * tiles_h * tiles_w
+    freqs = size * (size // 2 + 1)
+    extent_h, extent_w = tiles_h * m + size - m, tiles_w * m + size - m
+    k, c, groups = problem.k, problem.c, problem.groups
+    return (4 * (problem.n * c * extent_h * extent_w + columns * (c + k) * size * size)
+            + 8 * freqs * (2 * columns * c + 2 * columns * k + k * (c // groups)))
+
+
+def fft_tiled_prepare(problem, w, xp, rfft2, irfft2, as_strided, tile=None):
+    """The tiled FFT kernel's ``prepare`` (overlap-save) for an array module ``xp`` and its FFTs.
+
+    The output is cut into m x m tiles; output tile (i, j) needs the T x T input window at
+    (i*m, j*m) of the zero-bordered input. Circular correlation of that window with the filter
+    (zero-filled to T x T) is exact at the first m x m positions, the ones kept. So, with filter
+    spectra made once here, ``run`` does: copy the input into the bordered buffer and the (over-
+    lapping) windows into a tile array, one batched real FFT of all tiles, for every (frequency,
+    group) a complex product ``Y (K_g x tiles) = W (K_g x C_g) @ X (C_g x tiles)`` as one batched
+    matmul, one batched inverse FFT, and the m x m corners put in place.
+
+    The tile array is laid out ``(T, T, C, tiles)`` and the FFTs run over its two leading axes, so
+    their outputs are already frequency-major, as the matmul wants them: no transposes of spectra.
+
+    Against the whole-image FFT the filter spectra shrink from ``Fh * Fw/2`` to ``T * T/2``
+    frequencies per filter, and every frequency's product has the tiles as its columns: a matrix
+    product rather than a matrix-vector product at batch 1.
+    """
+    size, m, tiles_h, tiles_w = fft_tile_plan(problem, tile)
+    groups, n = problem.groups, problem.n
+    k_per_group, c_per_group = problem.k // groups, problem.c // groups
+    (dh, dw), (ph, pw) = problem.dilation, problem.padding
+    freqs = size * (size // 2 + 1)
+    columns = n * tiles_h * tiles_w
+    filters = xp.zeros((size, size, problem.k, c_per_group), dtype=xp.float32)
+    filters[:(problem.r - 1) * dh + 1:dh, :(problem.s - 1) * dw + 1:dw] = \
+        xp.asarray(w).transpose(2, 3, 0, 1)
+    # (F, G, K_g, C_g): one K_g x C_g matrix per frequency and group
+    weights = xp.ascontiguousarray(xp.conj(rfft2(filters, axes=(0, 1)))).reshape(
+        freqs, groups, k_per_group, c_per_group)
+    del filters
+    extent_h, extent_w = tiles_h * m + size - m, tiles_w * m + size - m
+    padded = xp.zeros((n, problem.c, extent_h, extent_w), dtype=xp.float32)
+    item = padded.itemsize
+    # windows[a, b, c, n, i, j] = padded[n, c, i*m + a, j*m + b]: a view; the copy is the tiling
+    windows = as_strided(padded, shape=(size, size, problem.c, n, tiles_h, tiles_w),
+                         strides=(extent_w * item, item, extent_h * extent_w * item,
+                                  problem.c * extent_h * extent_w * item, m * extent_w * item,
+                                  m * item))
+    tiles = xp.empty((size, size, problem.c, n, tiles_h, tiles_w), dtype=xp.float32)
+    h, width, p, q = problem.h, problem.w, problem.p, problem.q
+    state = {}
+
+    def forward(x):
+        padded[:, :, ph:ph + h, pw:pw + width] = x
+        tiles[...] = windows
+        state["input"] = rfft2(tiles, axes=(0, 1)).reshape(freqs, groups, c_per_group, columns)
+
+    def multiply(x):
+        state["product"] = xp.matmul(weights, state["input"])   # (F, G, K_g, N*th*tw)
+
+    def inverse(x):
+        out_spec = state["product"].reshape(size, size // 2 + 1, problem.k, n, tiles_h, tiles_w)
+        tiles_out = irfft2(out_spec, s=(size, size), axes=(0, 1))   # (T, T, K, N, th, tw)
+        # y[n, k, i*m + a, j*m + b] = tiles_out[a, b, k, n, i, j] for a, b < m
+        full = tiles_out[:m, :m].transpose(3, 2, 4, 0, 5, 1).reshape(
+            n, problem.k, tiles_h * m, tiles_w * m)
+        return xp.ascontiguousarray(full[:, :, :p, :q])
+
+    return pipeline(("forward FFT", forward), ("multiply", multiply), ("inverse FFT", inverse))

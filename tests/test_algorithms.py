@@ -67,3 +67,38 @@ def test_source_hash_covers_what_a_kernel_imports_from_kernels():
     assert {"kernels/cpu/fft.py", "kernels/common.py", "kernels/cpu/__init__.py",
             "kernels/__init__.py"} <= files
     assert not any(f.startswith("convbench/") for f in files)
+
+
+@pytest.mark.parametrize("tile", [8, 16, 32])
+@pytest.mark.parametrize("descriptor", [
+    "mb2ic3ih15iw11oc4oh15ow11kh3ph1",        # several tiles, a partial last row and column
+    "g2mb1ic4ih9oc6oh9kh5ph2",                # groups, a 5x5 filter
+    "mb1ic3ih13iw10oc2oh9ow6kh3dh1",          # dilation: a filter extent of 5
+    "mb3ic2ih6oc3oh4kh3",                     # smaller than one tile
+])
+def test_fft_tiled_is_right_for_every_tile_size(tile, descriptor):
+    """The sweep uses one modelled tile size per problem; every other must be right too."""
+    import scipy.fft
+    from convbench.accuracy import compare, make_inputs
+    from convbench.reference import reference_for
+    from kernels.common import fft_tiled_prepare
+    problem = ConvProblem.parse(descriptor)
+    x, w = make_inputs(problem, seed=tile)
+    run = fft_tiled_prepare(problem, w, np, scipy.fft.rfft2, scipy.fft.irfft2,
+                            np.lib.stride_tricks.as_strided, tile=tile)
+    assert compare(run(x), reference_for(problem, x, w), 2e-6).passed
+
+
+def test_fft_tile_plan_keeps_the_valid_part_and_covers_the_output():
+    from kernels.common import FFT_TILE_SIZES, fft_tile_plan
+    for descriptor in ("mb1ic64ih56oc64oh56kh3ph1", "mb1ic512ih14oc512oh14kh3ph1",
+                       "mb1ic32ih64oc32oh56kh9", "mb1ic3ih224oc64oh218kh7", "mb1ic8ih90oc8kh31", "mb1ic2ih90oc2kh40"):
+        problem = ConvProblem.parse(descriptor)
+        size, m, tiles_h, tiles_w = fft_tile_plan(problem)
+        extent = problem.r
+        assert size in FFT_TILE_SIZES + (128,) and m == size - extent + 1
+        assert m >= extent                    # at least half of every transform is kept
+        assert tiles_h * m >= problem.p > (tiles_h - 1) * m
+        assert tiles_w * m >= problem.q > (tiles_w - 1) * m
+    with pytest.raises(ValueError, match="tile size 8 is too small for a filter extent of 9"):
+        fft_tile_plan(ConvProblem.parse("mb1ic1ih20oc1kh9"), tile=8)

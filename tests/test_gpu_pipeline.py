@@ -58,7 +58,7 @@ def test_gpu_sweep_end_to_end(tmp_path):
     for row in ours.itertuples():
         problem = ConvProblem.parse(row.descriptor)
         strided = problem.stride != (1, 1)
-        if strided and row.algo in ("fft", "winograd", "winograd4"):
+        if strided and row.algo in ("fft", "fft_tiled", "winograd", "winograd4"):
             assert row.status == "SKIPPED" and "stride" in row.reason
         else:
             assert row.status == "PASSED", (row.algo, row.descriptor, row.reason)
@@ -70,7 +70,7 @@ def test_gpu_sweep_end_to_end(tmp_path):
     from convbench.report import write_report
     target = write_report([files[0]], tmp_path / "report")
     text = target.read_text()
-    for algo in ("direct", "im2col", "fft", "winograd", "winograd4"):
+    for algo in ("direct", "im2col", "fft", "fft_tiled", "winograd", "winograd4"):
         assert f"{algo}/gpu" in text
     assert len(list((tmp_path / "report").glob("*.png"))) >= 3
 

@@ -138,6 +138,7 @@ def test_staged_kernels_report_time_per_stage(smoke_run):
     _, path = smoke_run
     rows = [row for row in read_document(path)["rows"] if row["status"] == "PASSED"]
     expected = {"fft": ["forward FFT", "multiply", "inverse FFT"],
+                "fft_tiled": ["forward FFT", "multiply", "inverse FFT"],
                 "winograd": ["input transform", "multiply", "output transform"],
                 "winograd4": ["input transform", "multiply", "output transform"]}
     seen = set()
@@ -152,7 +153,7 @@ def test_staged_kernels_report_time_per_stage(smoke_run):
         if stages:
             seen.add(row["algo"])
             assert all(seconds > 0 for seconds in stages.values())
-    assert seen == {"im2col", "fft", "winograd", "winograd4"}
+    assert seen == {"im2col", "fft", "fft_tiled", "winograd", "winograd4"}
 
 
 def test_find_ranks_every_kernel_on_one_descriptor(tmp_path):

@@ -1,4 +1,5 @@
-"""FFT convolution on the CPU with scipy.fft.
+"""FFT convolution on the CPU with scipy.fft: of the whole image (``fft``) or tile by tile
+(``fft_tiled``).
 
 Notes
 -----
@@ -13,6 +14,12 @@ W[f] (K_g x C_g) @ X[f] (C_g x N)``, done for all frequencies and groups by one 
 Every output position is computed, so strided problems are not supported. The filter spectra take
 ``K * C_g * Fh * (Fw/2 + 1)`` complex64 values: FFT pays off for large filters, not for 3x3 layers with
 many channels.
+
+``fft_tiled`` (overlap-save, :func:`kernels.common.fft_tiled_prepare`) transforms T x T tiles of
+the input instead (T of 8 to 64, chosen by an operation-count model in
+:func:`kernels.common.fft_tile_plan`), so the filter spectra hold ``T * (T/2 + 1)`` frequencies and
+every frequency's product is a matrix product over the tiles; the cost is the overlap, ``R - 1``
+rows and columns of every tile transformed and thrown away.
 """
 
 import os
@@ -21,7 +28,8 @@ from functools import partial
 import numpy as np
 import scipy.fft
 
-from ..common import fft_prepare, fft_unsupported, fft_workspace_bytes
+from ..common import (fft_prepare, fft_tiled_prepare, fft_tiled_workspace_bytes, fft_unsupported,
+                      fft_workspace_bytes)
 
 _WORKERS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
@@ -41,3 +49,18 @@ class FFTCPU:
 
 
 fft = FFTCPU()
+
+
+class FFTTiledCPU(FFTCPU):
+    """Tiled (overlap-save) FFT convolution: scipy.fft over T x T tiles, batched complex matmul."""
+
+    def workspace_bytes(self, problem):
+        return fft_tiled_workspace_bytes(problem)
+
+    def prepare(self, problem, w):
+        return fft_tiled_prepare(problem, w, np, partial(scipy.fft.rfft2, workers=_WORKERS),
+                                 partial(scipy.fft.irfft2, workers=_WORKERS),
+                                 np.lib.stride_tricks.as_strided)
+
+
+fft_tiled = FFTTiledCPU()

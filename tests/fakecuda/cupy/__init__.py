@@ -2,7 +2,7 @@
 
 import numpy as _np
 
-from . import cuda, fft, random  # noqa: F401  (cupy.cuda, cupy.fft, cupy.random)
+from . import cuda, fft, lib, random  # noqa: F401  (cupy.cuda, .fft, .lib, .random)
 from ._emulator import RawKernel, allocate as _allocate  # noqa: F401
 
 __version__ = "0+cpu-emulator"
