@@ -105,12 +105,23 @@ def cmd_run(args):
         return 130
     print(summary_table(path))
     print(f"\nresults: {path}")
+    _print_drift(path)
     if args.report:
         from .report import write_report
         print(f"report: {write_report([path], args.report)}")
     if args.compare_latest:
         compare_with_latest_committed(path)
     return 0
+
+
+def _print_drift(path):
+    from .ceilings import drift_note
+    from .results import read_document
+
+    document = read_document(path)
+    note = drift_note(document.get("ceilings") or {}, document.get("ceilings_end") or {})
+    if note:
+        print(note)
 
 
 def cmd_find(args):
@@ -143,6 +154,7 @@ def cmd_find(args):
         print(f"\n{descriptor}  [{backend}]  {problem.flops / 1e9:.3g} GFLOP (direct count)")
         print(_find_text(group))
     print(f"\nresults: {path}")
+    _print_drift(path)
     broken = table[table["status"].isin(["FAILED", "CRASHED", "TIMEOUT"])]
     if len(broken):
         print(f"{len(broken)} kernel(s) failed: " + ", ".join(broken["kernel"]))
@@ -376,7 +388,8 @@ def build_parser():
     run.add_argument("--check-only", action="store_true",
                      help="validate against the reference, do not time (correctness mode)")
     run.add_argument("--remeasure-ceilings", action="store_true",
-                     help="measure SGEMM and copy ceilings again instead of using the cached ones")
+                     help="measure the GPU's SGEMM and copy ceilings again instead of using the "
+                          "cached ones (the CPU's are measured for every run)")
     run.add_argument("--report", type=Path, metavar="DIR",
                      help="write the report for this run into DIR when it finishes")
     run.add_argument("--compare-latest", action="store_true",

@@ -1,8 +1,11 @@
 """What this machine can do at best: SGEMM rate and memory copy bandwidth.
 
 Each row's GFLOP/s is also given as a fraction of the SGEMM ceiling, so a user on new hardware sees how
-close an algorithm comes to the machine. Measured once per machine id and cached in
-``results/<machine-id>/ceilings.json``.
+close an algorithm comes to the machine. The CPU's are measured at the start of every timed run (about
+two seconds) and again at its end: on a shared machine they move by up to 2x within an hour, so a
+cached figure would misstate the fraction, and the two measurements show whether the machine's speed
+changed during the run. The GPU's (a 1 GiB copy, a 4096^3 SGEMM) are measured once per machine id and
+cached in ``results/<machine-id>/ceilings.json`` with the latest CPU figures.
 """
 
 from __future__ import annotations
@@ -67,8 +70,21 @@ def measure_gpu(sgemm_size=4096, copy_bytes=4 * COPY_BYTES):
             "sgemm_size": sgemm_size, "copy_bytes": int(src.nbytes)}
 
 
+# Backends whose ceilings are measured for every run rather than read from the cache.
+MEASURED_EVERY_RUN = ("cpu",)
+# Start and end measurements further apart than this make the run's summary warn.
+DRIFT_WARNING = 0.15
+
+
+def measure(backend):
+    found = measure_gpu() if backend == "gpu" else measure_cpu()
+    found["measured"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    return found
+
+
 def ceilings(cache_dir, backends=("cpu",), remeasure=False):
-    """Ceilings per backend, read from ``cache_dir/ceilings.json`` or measured and stored there."""
+    """Ceilings per backend: measured now for :data:`MEASURED_EVERY_RUN`, else read from
+    ``cache_dir/ceilings.json`` (measured and stored there when missing or ``remeasure``)."""
     path = Path(cache_dir) / "ceilings.json"
     cached = {}
     if path.is_file() and not remeasure:
@@ -78,11 +94,29 @@ def ceilings(cache_dir, backends=("cpu",), remeasure=False):
             cached = {}
     changed = False
     for backend in backends:
-        if backend not in cached:
-            cached[backend] = measure_gpu() if backend == "gpu" else measure_cpu()
-            cached[backend]["measured"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        if backend not in cached or backend in MEASURED_EVERY_RUN:
+            cached[backend] = measure(backend)
             changed = True
     if changed:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(cached, indent=1))
     return {backend: cached[backend] for backend in backends}
+
+
+def drift(start, end):
+    """``{backend: relative change of the SGEMM rate}`` between a run's two measurements."""
+    return {backend: end[backend]["sgemm_gflops"] / start[backend]["sgemm_gflops"] - 1
+            for backend in end if backend in start}
+
+
+def drift_note(start, end):
+    """One line per backend measured at both ends of a run; a warning when the rate moved."""
+    lines = []
+    for backend, change in drift(start, end).items():
+        line = (f"{backend} SGEMM ceiling: {start[backend]['sgemm_gflops']:.0f} GFLOP/s at the start, "
+                f"{end[backend]['sgemm_gflops']:.0f} at the end ({100 * change:+.0f} %)")
+        if abs(change) > DRIFT_WARNING:
+            line += ("; the machine's speed changed during the run, so its times are not "
+                     "comparable across it (convbench ab compares code on a drifting machine)")
+        lines.append(line)
+    return "\n".join(lines)

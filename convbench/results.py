@@ -4,7 +4,8 @@ Layout (``schema`` 1)::
 
     {"schema": 1, "convbench_version": "...", "created": ISO time, "machine": {fingerprint},
      "git": {"commit", "dirty", "commit_date"}, "options": {run options}, "ceilings": {...},
-     "complete": bool, "rows": [{one row per (problem, algorithm, backend)}]}
+     "complete": bool, "rows": [{one row per (problem, algorithm, backend)}],
+     "ceilings_end": {...}}   (the CPU's ceilings measured again when the run completed)
 
 The file is rewritten atomically after every finished case (written beside, then renamed), so an
 interrupted sweep leaves a valid file holding every finished row. pyperf's own JSON for the same run

@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import __version__
+from .ceilings import MEASURED_EVERY_RUN, measure
 from .ceilings import ceilings as machine_ceilings
 from .machine import fingerprint, git_state, machine_id, source_hash
 from .memory import default_budget, format_bytes
@@ -263,5 +264,8 @@ def sweep(problems, kernels, options, out_dir=DEFAULT_RESULTS_DIR, resume=None, 
             if report:
                 report(row, done, len(cases))
     document["complete"] = True
+    if document["ceilings"]:   # measured again: did the machine's speed change during the run?
+        document["ceilings_end"] = {backend: measure(backend) for backend in document["ceilings"]
+                                    if backend in MEASURED_EVERY_RUN}
     write_atomic(path, document)
     return path

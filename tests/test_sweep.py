@@ -58,6 +58,7 @@ def test_smoke_sweep_file_metadata(smoke_run):
     assert document["options"]["mode"] == "quick"
     assert document["machine"]["cpu_count"] >= 1
     assert document["ceilings"]["cpu"]["sgemm_gflops"] > 0
+    assert document["ceilings_end"]["cpu"]["sgemm_gflops"] > 0   # measured again at the end
     assert path.parent.name == document["machine"]["machine_id"]
 
 
@@ -65,6 +66,7 @@ def test_smoke_sweep_prints_table_and_path(smoke_run):
     proc, path = smoke_run
     assert "smoke:3x3_odd" in proc.stdout and "PASSED" in proc.stdout
     assert str(path) in proc.stdout
+    assert re.search(r"cpu SGEMM ceiling: \d+ GFLOP/s at the start, \d+ at the end", proc.stdout)
     total = len(load_shapes("smoke")) * len(select(None, ["cpu"]))
     assert re.search(rf"\[\s*{total}/{total}\] ", proc.stderr)  # one progress line per case
 

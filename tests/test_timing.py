@@ -86,3 +86,31 @@ def test_cuda_time_func_uses_events_and_synchronises():
     seconds = cuda_time_func(run, None, cupy_module=cupy)(3)
     assert seconds == pytest.approx(0.006)
     assert cupy.log == ["device-sync", "record", "launch", "launch", "launch", "record", "event-sync"]
+
+
+def test_cpu_ceilings_are_measured_every_run_gpu_ones_come_from_the_cache(tmp_path, monkeypatch):
+    import json
+
+    from convbench import ceilings
+
+    def no_gpu():
+        raise AssertionError("the cached GPU ceilings should have been used")
+
+    monkeypatch.setattr(ceilings, "measure_cpu", lambda: {"sgemm_gflops": 250.0, "copy_gbps": 30.0})
+    monkeypatch.setattr(ceilings, "measure_gpu", no_gpu)
+    cache = tmp_path / "ceilings.json"
+    cache.write_text(json.dumps({"cpu": {"sgemm_gflops": 120.0}, "gpu": {"sgemm_gflops": 5e4}}))
+    found = ceilings.ceilings(tmp_path, ("cpu", "gpu"))
+    assert found["cpu"]["sgemm_gflops"] == 250.0 and "measured" in found["cpu"]
+    assert found["gpu"] == {"sgemm_gflops": 5e4}
+    assert json.loads(cache.read_text())["cpu"]["sgemm_gflops"] == 250.0   # the cache follows
+
+
+def test_drift_note_warns_when_the_ceiling_moved_during_the_run():
+    from convbench.ceilings import drift_note
+    start = {"cpu": {"sgemm_gflops": 200.0}}
+    steady = drift_note(start, {"cpu": {"sgemm_gflops": 210.0}})
+    assert steady == ("cpu SGEMM ceiling: 200 GFLOP/s at the start, 210 at the end (+5 %)")
+    moved = drift_note(start, {"cpu": {"sgemm_gflops": 120.0}})
+    assert "(-40 %)" in moved and "speed changed during the run" in moved
+    assert drift_note(start, {}) == ""          # a check-only run measures nothing
