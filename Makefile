@@ -25,7 +25,7 @@ SETUP += $(VENV)/.peers
 endif
 endif
 
-.PHONY: bench bench-quick test setup list clean report history ab
+.PHONY: bench bench-quick test setup list clean report history ab compare
 
 setup: $(SETUP)
 
@@ -59,6 +59,10 @@ list: $(SETUP)
 clean:
 	rm -rf $(VENV) build *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# The latest two runs of this machine, with its other runs as history; or BASE_RUN=... NEW_RUN=...
+compare: $(SETUP)
+	$(PY) -m convbench compare $(BASE_RUN) $(NEW_RUN) $(COMPARE_ARGS)
 
 report: $(SETUP)
 	$(PY) -m convbench report --out report

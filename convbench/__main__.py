@@ -197,6 +197,21 @@ def cmd_compare(args):
     from .compare import Thresholds, compare_frames, regressions, render, summarize
     from .results import load_results
 
+    if args.base is not None and args.new is None:
+        print("convbench compare: name both results files, BASE and NEW, or neither (this "
+              "machine's latest two runs)", file=sys.stderr)
+        return EXIT_USAGE
+    if args.new is None:   # none named: this machine's latest two runs
+        from .machine import machine_id
+        runs = results_files(args.root, machine_id())
+        if len(runs) < 2:
+            print(f"convbench compare: name two results files; under {args.root / machine_id()} "
+                  f"there are {len(runs)} runs of this machine, and two are needed",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        args.base, args.new = runs[-2:]
+        args.history = args.history or [str(args.root / machine_id())]
+        print(f"comparing this machine's latest two runs: {args.base.name} -> {args.new.name}")
     base, new = load_results(args.base), load_results(args.new)
     thresholds = Thresholds(min_change=args.min_change, alpha=args.alpha,
                             noise_factor=args.noise_factor)
@@ -419,8 +434,12 @@ def build_parser():
     lister.set_defaults(func=cmd_list)
 
     compare = sub.add_parser("compare", help="compare two runs; exit 1 on a significant slowdown")
-    compare.add_argument("base", type=Path)
-    compare.add_argument("new", type=Path)
+    compare.add_argument("base", type=Path, nargs="?",
+                         help="results file of the base run (with NEW; neither: this machine's "
+                              "latest two runs, with its directory as history)")
+    compare.add_argument("new", type=Path, nargs="?", help="results file of the new run")
+    compare.add_argument("--root", type=Path, default=DEFAULT_RESULTS_DIR,
+                         help="results root searched when no files are named")
     compare.add_argument("--min-change", type=float, default=0.10,
                          help="smallest relative change that can count (default 0.10)")
     compare.add_argument("--alpha", type=float, default=0.01,

@@ -222,3 +222,27 @@ def test_a_broad_shift_of_unchanged_code_is_called_out():
     assert "whole-run shift" in summarize(frame) and "+12.0%" in summarize(frame)
     quiet = compare_frames(base, load_results(DATA / "compare_aa.json"), Thresholds())
     assert "whole-run shift" not in summarize(quiet)
+
+
+def test_cli_without_files_compares_this_machines_latest_two_runs(tmp_path):
+    import shutil
+
+    from convbench.machine import machine_id
+    runs = tmp_path / machine_id()
+    runs.mkdir()
+    for name, golden in (("20260101T000000Z_aaaa.json", "compare_faster.json"),
+                         ("20260102T000000Z_bbbb.json", "compare_base.json"),
+                         ("20260103T000000Z_cccc.json", "compare_slower.json")):
+        shutil.copy(DATA / golden, runs / name)
+    latest = cli("--root", tmp_path)
+    assert latest.returncode == 1 and "verdict: REGRESSION" in latest.stdout   # base -> slower
+    assert "20260102T000000Z_bbbb.json -> 20260103T000000Z_cccc.json" in latest.stdout
+    (runs / "20260103T000000Z_cccc.json").unlink()
+    assert "20260101T000000Z_aaaa.json -> 20260102T000000Z_bbbb.json" in cli("--root", tmp_path).stdout
+
+
+def test_cli_refuses_one_file_or_too_few_runs(tmp_path):
+    one = cli(DATA / "compare_base.json")
+    assert one.returncode == 2 and "name both results files" in one.stderr
+    none = cli("--root", tmp_path)
+    assert none.returncode == 2 and "there are 0 runs of this machine" in none.stderr
