@@ -15,7 +15,7 @@ from .results import load_results, results_files
 
 def committed_results(root, machine_id):
     """Results files of ``machine_id`` that git tracks (the committed history), oldest name first."""
-    root = Path(root)
+    root = Path(root).resolve()   # git runs in root: a relative root would be taken twice
     try:
         listed = subprocess.run(["git", "ls-files", "--", str(root / machine_id)], cwd=root,
                                 capture_output=True, text=True, timeout=30, check=True).stdout

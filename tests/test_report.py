@@ -132,3 +132,23 @@ def test_ranking_orders_timed_kernels_fastest_first_then_the_rest():
     gpu = table[table["backend"] == "gpu"]         # each backend ranked on its own
     assert list(gpu["rank"]) == [1] and list(gpu["vs_fastest"]) == [1.0]
     assert list(table["layer"].unique()) == ["mb1ic2ih6oc3kh3"]   # no name: the descriptor
+
+
+def test_committed_results_with_a_relative_root(tmp_path, monkeypatch):
+    """`history --root results` from the checkout: git must not see the root's path twice."""
+    import shutil
+
+    from convbench.history import committed_results
+    runs = tmp_path / "results" / "some-machine-2c"
+    runs.mkdir(parents=True)
+    for name in ("20260101T000000Z_a.json", "20260102T000000Z_b.json"):
+        shutil.copy(DATA / "compare_base.json", runs / name)
+    shutil.copy(DATA / "compare_base.json", runs / "20260103T000000Z_uncommitted.json")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
+    subprocess.run(git + ["init", "-q"], check=True)
+    subprocess.run(git + ["add", "results/some-machine-2c/20260101T000000Z_a.json",
+                          "results/some-machine-2c/20260102T000000Z_b.json"], check=True)
+    subprocess.run(git + ["commit", "-qm", "runs"], check=True)
+    monkeypatch.chdir(tmp_path)
+    found = committed_results(Path("results"), "some-machine-2c")
+    assert [p.name for p in found] == ["20260101T000000Z_a.json", "20260102T000000Z_b.json"]
