@@ -53,7 +53,13 @@ def summary_table(path):
         note=frame["reason"].fillna("").str.slice(0, 60),
     )[["layer", "kernel", "status", "time_ms", "spread_pct", "gflops", "pct_sgemm", "rel_l2",
        "workspace", "note"]]
-    return table.to_string(index=False, na_rep="", float_format=lambda v: f"{v:.4g}")
+    return _text_table(table)
+
+
+def _text_table(table):
+    """A DataFrame as aligned text, without the padding pandas leaves after the last column."""
+    text = table.to_string(index=False, na_rep="", float_format=lambda v: f"{v:.4g}")
+    return "\n".join(line.rstrip() for line in text.splitlines())
 
 
 def _resume_options(args):
@@ -169,7 +175,7 @@ def _find_text(group):
     shown = shown[["rank", "kernel", "status", "time_ms", "spread_pct", "gflops", "vs_fastest",
                    "workspace", "rel_l2", "note"]].rename(
         columns={"spread_pct": "+-%", "gflops": "GFLOP/s", "vs_fastest": "x fastest"})
-    return shown.to_string(index=False, na_rep="", float_format=lambda v: f"{v:.4g}")
+    return _text_table(shown)
 
 
 def cmd_list(args):
@@ -461,7 +467,8 @@ def build_parser():
                     help="git revision of the new version, or . for this working tree with its "
                          "uncommitted changes (default)")
     ab.add_argument("--shapes", default="default",
-                    help=f"a shipped set ({', '.join(shape_sets())}) or a file of descriptors")
+                    help=f"a shipped set ({', '.join(shape_sets())}), a file of descriptors or "
+                         f"one descriptor")
     ab.add_argument("--algo", help="comma-separated algorithms (default: all but the peers)")
     ab.add_argument("--backend", help="comma-separated backends (default: those usable here)")
     ab.add_argument("--mb", type=int, help="rescale every problem to this batch size")
