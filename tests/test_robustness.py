@@ -159,3 +159,16 @@ def test_conv2d_argument_fuzz_gives_result_or_clear_error(x, w, stride, padding,
         assert str(error)
         return
     assert y.dtype == np.float32 and y.ndim == 4
+
+
+def test_find_lists_a_failing_kernel_after_the_timed_ones_and_exits_1(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "convbench", "find", "mb1ic2ih6oc2kh3ph1", "--quick", "--out",
+         str(tmp_path), "--algo", "nan,direct"],
+        capture_output=True, text=True, timeout=600, env=env_with_bad_kernels())
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    rows = [line.split() for line in proc.stdout.splitlines()
+            if " PASSED" in line or " FAILED" in line]
+    assert [(row[0], row[1], row[2]) for row in rows] == [("1", "direct/cpu", "PASSED"),
+                                                         ("-", "nan/cpu", "FAILED")]
+    assert "non-finite" in proc.stdout and "1 kernel(s) failed: nan/cpu" in proc.stdout
