@@ -111,6 +111,15 @@ def reference_cache_dir(workdir, problem):
     return wanted
 
 
+def kill_group(pid):
+    """SIGKILL the process group led by ``pid``; nothing to do when it has already gone (a Ctrl-C
+    reaches the case and its workers too, and they may exit before the sweep gets here)."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def run_case(problem, kernel, options, workdir, env=None):
     """Run one supported case in a child process; the row's measured fields and its pyperf file."""
     result_path = Path(workdir) / "case.json"
@@ -135,11 +144,11 @@ def run_case(problem, kernel, options, workdir, env=None):
         output, _ = proc.communicate(timeout=options.case_timeout)
         timed_out = False
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        kill_group(proc.pid)
         output, _ = proc.communicate()
         timed_out = True
     except BaseException:  # Ctrl-C or a kill of the sweep: take the case and its workers down too
-        os.killpg(proc.pid, signal.SIGKILL)
+        kill_group(proc.pid)
         proc.wait()
         raise
     found = {"case_wall_s": time.perf_counter() - start}

@@ -172,3 +172,11 @@ def test_find_lists_a_failing_kernel_after_the_timed_ones_and_exits_1(tmp_path):
     assert [(row[0], row[1], row[2]) for row in rows] == [("1", "direct/cpu", "PASSED"),
                                                          ("-", "nan/cpu", "FAILED")]
     assert "non-finite" in proc.stdout and "1 kernel(s) failed: nan/cpu" in proc.stdout
+
+
+def test_killing_a_case_that_already_exited_is_not_an_error():
+    """Ctrl-C reaches a case's process group too; the sweep must still print how to resume."""
+    from convbench.runner import kill_group
+    proc = subprocess.Popen([sys.executable, "-c", "pass"], start_new_session=True)
+    proc.wait()
+    kill_group(proc.pid)            # os.killpg alone raises ProcessLookupError here
