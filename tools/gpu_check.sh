@@ -9,9 +9,14 @@
 # default  the default shape set on the GPU, with the cuDNN peer (batch 1)
 # gpu32    ResNet-50's 3x3 layers, VGG-16 and two large filters at batch 32 (the issue-7 targets)
 # NAME     any other shape set, swept the same way
+# resume=FILE   finish an interrupted sweep whose results file is in this tree (unpacked from an
+#               earlier call's results.tgz: untracked files travel to the device with the tree)
 #
 # Everything goes to $OUT (default: gpu-check-out/): a log per stage and results.tgz holding
-# results/<gpu-machine-id>/ to unpack in a checkout and commit. Sweeps use --mode quick unless
+# results/<gpu-machine-id>/ to unpack in a checkout and commit, packed again after every stage.
+# BUDGET (default 570 s, under the device's 10-minute limit per command) bounds the whole call: a
+# stage gets what is left less a margin for packing, a sweep that runs out is interrupted (SIGINT:
+# every finished case stays in its file) and the stages after it are skipped. Sweeps use --mode quick unless
 # MODE=default is given: every case starts its own processes, and on a GPU the process start (CUDA
 # context, imports) costs far more than the timed calls.
 #
@@ -37,9 +42,20 @@ if ! "$PY" -c "import pyperf" 2>/dev/null; then
 fi
 stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(env tests default)
+BUDGET=${BUDGET:-570}
+MARGIN=20
+id=$("$PY" -c "from convbench.machine import machine_id; print(machine_id())")
+pack() { [ -d "results/$id" ] && tar czf "$OUT/results.tgz" "results/$id"; }
 status=0
 for stage in "${stages[@]}"; do
-    echo "=== $stage ($(date -u +%H:%M:%S))"
+    left=$((BUDGET - SECONDS - MARGIN))
+    if [ "$left" -lt 30 ]; then
+        echo "=== $stage skipped: ${left}s of the ${BUDGET}s budget left" | tee -a "$OUT/skipped.txt"
+        status=1
+        continue
+    fi
+    echo "=== $stage ($(date -u +%H:%M:%S), ${left}s left)"
+    limit=(timeout -s INT -k 15 "$left")
     case $stage in
     env)
         { nvidia-smi; "$PY" - <<'PYEOF'
@@ -55,15 +71,16 @@ print(fingerprint())
 PYEOF
         } 2>&1 | tee "$OUT/env.txt" || status=1 ;;
     tests)
-        "$PY" -m pytest -m gpu -q -rs -p no:cacheprovider 2>&1 | tee "$OUT/tests.log" || status=1 ;;
+        "${limit[@]}" "$PY" -m pytest -m gpu -q -rs -p no:cacheprovider 2>&1 \
+            | tee "$OUT/tests.log" || status=1 ;;
+    resume=*)
+        "${limit[@]}" "$PY" -m convbench run --resume "${stage#resume=}" 2>&1 \
+            | tee "$OUT/resume.log" || status=1 ;;
     *)  # a shape set
-        "$PY" -m convbench run --shapes "$stage" --backend gpu --mode "$MODE" 2>&1 \
+        "${limit[@]}" "$PY" -m convbench run --shapes "$stage" --backend gpu --mode "$MODE" 2>&1 \
             | tee "$OUT/$stage.log" || status=1 ;;
     esac
+    pack
 done
-id=$("$PY" -c "from convbench.machine import machine_id; print(machine_id())")
-if [ -d "results/$id" ]; then
-    tar czf "$OUT/results.tgz" "results/$id"
-fi
 echo "=== done ($(date -u +%H:%M:%S)), status $status"
 exit $status
