@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .compare import text_table
 from .memory import format_bytes, parse_bytes
 from .registry import all_kernels, select, usable_backends
 from .results import ResultsError, export_csv, results_files
@@ -53,13 +54,7 @@ def summary_table(path):
         note=frame["reason"].fillna("").str.slice(0, 60),
     )[["layer", "kernel", "status", "time_ms", "spread_pct", "gflops", "pct_sgemm", "rel_l2",
        "workspace", "note"]]
-    return _text_table(table)
-
-
-def _text_table(table):
-    """A DataFrame as aligned text, without the padding pandas leaves after the last column."""
-    text = table.to_string(index=False, na_rep="", float_format=lambda v: f"{v:.4g}")
-    return "\n".join(line.rstrip() for line in text.splitlines())
+    return text_table(table)
 
 
 def _resume_options(args):
@@ -175,7 +170,7 @@ def _find_text(group):
     shown = shown[["rank", "kernel", "status", "time_ms", "spread_pct", "gflops", "vs_fastest",
                    "workspace", "rel_l2", "note"]].rename(
         columns={"spread_pct": "+-%", "gflops": "GFLOP/s", "vs_fastest": "x fastest"})
-    return _text_table(shown)
+    return text_table(shown)
 
 
 def cmd_list(args):

@@ -236,7 +236,14 @@ def render(frame, markdown=False):
     )[["case", "kernel", "base_ms", "new_ms", "ratio", "verdict", "why", "flags"]]
     if markdown:
         return markdown_table(table)
-    return table.to_string(index=False, na_rep="", float_format=lambda v: f"{v:.4g}")
+    return text_table(table)
+
+
+def text_table(table):
+    """A DataFrame as aligned text (numbers to 4 significant digits, NaN blank), without the
+    padding pandas leaves after the last column."""
+    text = table.to_string(index=False, na_rep="", float_format=lambda v: f"{v:.4g}")
+    return "\n".join(line.rstrip() for line in text.splitlines())
 
 
 def markdown_table(table):

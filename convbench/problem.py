@@ -35,9 +35,8 @@ import dataclasses
 import re
 from dataclasses import dataclass
 
-_KEYS = ("g", "mb", "ic", "ih", "iw", "oc", "oh", "ow", "kh", "kw", "sh", "sw", "ph", "pw", "dh", "dw")
+DESCRIPTOR_KEYS = ("g", "mb", "ic", "ih", "iw", "oc", "oh", "ow", "kh", "kw", "sh", "sw", "ph", "pw", "dh", "dw")
 _THREE_D_KEYS = ("id", "od", "kd", "sd", "pd", "dd")
-DESCRIPTOR_KEYS = _KEYS
 # benchdnn's asymmetric right/bottom padding; not modelled here.
 _UNSUPPORTED_KEYS = ("rh", "rw", "rd")
 _TOKEN = re.compile(r'_?([a-z]+)(-?\d+)')
@@ -242,9 +241,9 @@ class ConvProblem:
                 raise ValueError(f"key {key!r} describes a 3-D convolution; convbench is 2-D only")
             if key in _UNSUPPORTED_KEYS:
                 raise ValueError(f"key {key!r} (asymmetric padding) is not supported")
-            if key not in _KEYS:
+            if key not in DESCRIPTOR_KEYS:
                 raise ValueError(f"unknown key {key!r} in descriptor {text!r}; "
-                                 f"known keys: {', '.join(_KEYS)} and n\"name\"")
+                                 f"known keys: {', '.join(DESCRIPTOR_KEYS)} and n\"name\"")
             if key in values:
                 raise ValueError(f"key {key!r} given twice in descriptor {text!r}")
             values[key] = number

@@ -61,26 +61,28 @@ def ranking(frame):
 
     frame = frame.assign(layer=_label(frame))
     rows = []
-    for (descriptor, backend), group in frame.groupby(["descriptor", "backend"], sort=False):
+    for _, group in frame.groupby(["descriptor", "backend"], sort=False):
         timed = group[(group["status"] == "PASSED") & group["median_s"].notna()]
         timed = timed.assign(seconds=timed["median_s"].astype(float)).sort_values("seconds")
-        rest = group.drop(index=timed.index)
         fastest = float(timed["seconds"].iloc[0]) if len(timed) else np.nan
-        for rank, (_, row) in enumerate(list(timed.iterrows()) + list(rest.iterrows()), start=1):
-            seconds = float(row["median_s"]) if row.name in timed.index else np.nan
-            peer = " (peer)" if bool(row["peer"]) else ""
-            rows.append({
-                "descriptor": descriptor, "layer": row["layer"], "backend": backend,
-                "rank": rank if row.name in timed.index else 0,
-                "kernel": f"{row['algo']}/{backend}{peer}", "status": row["status"],
-                "time_ms": seconds * 1e3,
-                "spread_pct": 100 * float(row["mad_s"]) / seconds if seconds == seconds else np.nan,
-                "gflops": float(row["gflops"]) if seconds == seconds else np.nan,
-                "vs_fastest": seconds / fastest, "workspace_bytes": row["workspace_bytes"],
-                "rel_l2": _float(row["rel_l2"]),
-                "note": "" if row["status"] == "PASSED" else str(row["reason"] or ""),
-            })
+        rows += [_ranked(row, rank, fastest)
+                 for rank, (_, row) in enumerate(timed.iterrows(), start=1)]
+        rows += [_ranked(row, 0, fastest) for _, row in group.drop(index=timed.index).iterrows()]
     return pd.DataFrame(rows)
+
+
+def _ranked(row, rank, fastest):
+    """One row of :func:`ranking`; ``rank`` 0 for a case that was not timed."""
+    seconds = float(row["median_s"]) if rank else np.nan
+    return {"descriptor": row["descriptor"], "layer": row["layer"], "backend": row["backend"],
+            "rank": rank, "kernel": f"{row['algo']}/{row['backend']}"
+                                    + (" (peer)" if bool(row["peer"]) else ""),
+            "status": row["status"], "time_ms": seconds * 1e3,
+            "spread_pct": 100 * float(row["mad_s"]) / seconds if rank else np.nan,
+            "gflops": float(row["gflops"]) if rank else np.nan,
+            "vs_fastest": seconds / fastest, "workspace_bytes": row["workspace_bytes"],
+            "rel_l2": _float(row["rel_l2"]),
+            "note": "" if row["status"] == "PASSED" else str(row["reason"] or "")}
 
 
 def _float(value):

@@ -13,7 +13,6 @@ one batched complex matmul over (frequency, group).
 """
 
 import cupy
-
 import cupy.lib.stride_tricks
 
 from ..common import (fft_prepare, fft_tiled_prepare, fft_tiled_workspace_bytes, fft_unsupported,
