@@ -4,6 +4,7 @@ export``."""
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 
@@ -22,28 +23,55 @@ def _names(text):
     return [item.strip() for item in text.split(",") if item.strip()] if text else []
 
 
+def parse_threads(text):
+    """``--threads 1,2,4``: sorted distinct counts, each from 1 to the cores this process may use."""
+    from .machine import cpu_count
+
+    if not text:
+        return None
+    counts = set()
+    for item in _names(text):
+        try:
+            count = int(item)
+        except ValueError:
+            raise ValueError(f"--threads takes whole numbers separated by commas, got {item!r}") from None
+        if not 1 <= count <= cpu_count():
+            raise ValueError(f"--threads {count}: this process may use {cpu_count()} core(s), so a "
+                             f"count from 1 to {cpu_count()}")
+        counts.add(count)
+    return sorted(counts)
+
+
 def _fmt(value, spec):
     return "" if value is None or value != value else format(value, spec)
 
 
-def progress_line(row, done, total):
+def progress_line(row, done, total, show_threads=False):
     status = row["status"]
     detail = row["reason"] if status != "PASSED" else (
         f"{row['median_s'] * 1e3:9.3f} ms {row['gflops']:8.1f} GFLOP/s  err {row['rel_l2']:.1e}"
         if row.get("median_s") else f"err {row['rel_l2']:.1e}")
     label = row["name"] or row["descriptor"]
-    print(f"[{done:>{len(str(total))}}/{total}] {label[:34]:34} {row['algo'] + '/' + row['backend']:16}"
+    kernel = f"{row['algo']}/{row['backend']}"
+    if show_threads and row["threads"]:
+        kernel += f"@{row['threads']}t"
+    print(f"[{done:>{len(str(total))}}/{total}] {label[:34]:34} {kernel:16}"
           f" {status:8} {detail[:110]}", file=sys.stderr, flush=True)
+
+
+def _progress(args):
+    """The progress line, naming each case's thread count when the run sets them."""
+    return functools.partial(progress_line, show_threads=bool(args.thread_counts))
 
 
 def summary_table(path):
     """The readable end-of-run table, from the saved file (what a user would load later)."""
-    from .results import load_results
+    from .results import kernel_labels, load_results
 
     frame = load_results(path)
     table = frame.assign(
         layer=frame["name"].where(frame["name"] != "", frame["descriptor"]),
-        kernel=frame["algo"] + "/" + frame["backend"],
+        kernel=kernel_labels(frame),
         time_ms=frame["median_s"].astype(float) * 1e3,
         spread_pct=100 * frame["mad_s"].astype(float) / frame["median_s"].astype(float),
         gflops=frame["gflops"].astype(float),
@@ -69,6 +97,7 @@ def _resume_options(args):
     args.case_timeout = stored["case_timeout"]
     budget = stored.get("memory_budget")
     args.memory_budget = str(budget) if budget else None
+    args.threads = ",".join(map(str, stored.get("threads") or [])) or None
 
 
 def _selection(shape_texts, args):
@@ -77,6 +106,7 @@ def _selection(shape_texts, args):
     backends_ = _names(args.backend) or usable_backends()
     kernels = select(_names(args.algo), backends_)
     budget = parse_bytes(args.memory_budget) if args.memory_budget else None
+    args.thread_counts = parse_threads(args.threads)
     return problems, backends_, kernels, budget
 
 
@@ -91,13 +121,14 @@ def cmd_run(args):
         return EXIT_USAGE
     options = SweepOptions(shapes=args.shapes, algos=_names(args.algo), backends=backends_,
                            mb=args.mb, mode=mode, seed=args.seed, memory_budget=budget,
-                           case_timeout=args.case_timeout, check_only=args.check_only)
-    print(f"convbench: {len(problems)} problems x {len(kernels)} kernels, mode {mode}",
-          file=sys.stderr)
+                           case_timeout=args.case_timeout, check_only=args.check_only,
+                           threads=args.thread_counts)
+    print(f"convbench: {len(problems)} problems x {len(kernels)} kernels, mode {mode}"
+          + (f", CPU threads {args.threads}" if args.thread_counts else ""), file=sys.stderr)
     started = {}
     try:
         path = sweep(problems, kernels, options, out_dir=args.out, resume=args.resume,
-                     report=progress_line, remeasure_ceilings=args.remeasure_ceilings,
+                     report=_progress(args), remeasure_ceilings=args.remeasure_ceilings,
                      on_start=lambda path: started.setdefault("path", path))
     except KeyboardInterrupt:
         where = started.get("path")
@@ -135,12 +166,13 @@ def cmd_find(args):
     mode = "quick" if args.quick else args.mode
     options = SweepOptions(shapes=" ".join(args.problems), algos=_names(args.algo),
                            backends=backends_, mb=args.mb, mode=mode, seed=args.seed,
-                           memory_budget=budget, case_timeout=args.case_timeout)
-    print(f"convbench find: {len(problems)} problems x {len(kernels)} kernels, mode {mode}",
-          file=sys.stderr)
+                           memory_budget=budget, case_timeout=args.case_timeout,
+                           threads=args.thread_counts)
+    print(f"convbench find: {len(problems)} problems x {len(kernels)} kernels, mode {mode}"
+          + (f", CPU threads {args.threads}" if args.thread_counts else ""), file=sys.stderr)
     started = {}
     try:
-        path = sweep(problems, kernels, options, out_dir=args.out, report=progress_line,
+        path = sweep(problems, kernels, options, out_dir=args.out, report=_progress(args),
                      on_start=lambda path: started.setdefault("path", path), subdir="find")
     except KeyboardInterrupt:
         print(f"\nconvbench find: interrupted; the finished cases are in {started.get('path')}",
@@ -401,6 +433,10 @@ def build_parser():
                      help="seconds one case may take before it is killed (TIMEOUT row)")
     run.add_argument("--resume", type=Path,
                      help="continue this interrupted results file with its own options")
+    run.add_argument("--threads", metavar="N[,N...]",
+                     help="CPU kernels once per count, e.g. 1,2: each case pinned to that many "
+                          "cores with numba, OpenMP and BLAS set to as many threads (default: "
+                          "whatever the environment gives, all cores)")
     run.add_argument("--check-only", action="store_true",
                      help="validate against the reference, do not time (correctness mode)")
     run.add_argument("--remeasure-ceilings", action="store_true",
@@ -427,6 +463,10 @@ def build_parser():
     find.add_argument("--memory-budget", help="e.g. 4G; default half the memory available now")
     find.add_argument("--case-timeout", type=float, default=DEFAULT_CASE_TIMEOUT,
                       help="seconds one case may take before it is killed (TIMEOUT row)")
+    find.add_argument("--threads", metavar="N[,N...]",
+                      help="CPU kernels once per count, e.g. 1,2: each case pinned to that many "
+                           "cores with numba, OpenMP and BLAS set to as many threads (default: "
+                           "whatever the environment gives, all cores)")
     find.add_argument("--out", type=Path, default=DEFAULT_RESULTS_DIR,
                       help="results root; the file goes under OUT/<machine-id>/find/")
     find.set_defaults(func=cmd_find)

@@ -15,9 +15,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
 import traceback
+
+from .machine import pin_threads
 
 PREFIX = "AB "
 
@@ -52,9 +53,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     try:
-        if args.threads and hasattr(os, "sched_setaffinity"):
-            allowed = sorted(os.sched_getaffinity(0))
-            os.sched_setaffinity(0, allowed[:args.threads])
+        if args.threads:
+            pin_threads(args.threads)
         kernels_file = _import_kernels_from(args.tree)
         from ._case import to_device, to_host, validate
         from .accuracy import make_inputs

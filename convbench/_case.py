@@ -26,6 +26,7 @@ import numpy as np
 import pyperf
 
 from .accuracy import compare, make_inputs
+from .machine import pin_threads
 from .problem import ConvProblem
 from .reference import reference_for
 from .registry import get_kernel
@@ -40,12 +41,27 @@ INHERITED_ENVIRONMENT = (
     "VIRTUAL_ENV", "CONVBENCH_EXTRA_KERNELS", "XDG_CACHE_HOME",
     "CUDA_VISIBLE_DEVICES", "CUDA_PATH", "CUDA_HOME", "LD_LIBRARY_PATH", "CUPY_CACHE_DIR",
     "CUPY_TF32", "NVIDIA_TF32_OVERRIDE", "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE")
-_OWN_OPTIONS = ("problem", "algo", "backend", "seed", "memory_budget")
+_OWN_OPTIONS = ("problem", "algo", "backend", "seed", "memory_budget", "threads")
 
 
-def benchmark_name(problem, algo, backend):
-    """The pyperf benchmark name: the problem's descriptor plus algorithm and backend."""
-    return f"{problem.descriptor} {algo}/{backend}"
+def benchmark_name(problem, algo, backend, threads=None):
+    """The pyperf benchmark name: the problem's descriptor plus algorithm and backend (and the
+    thread count when the run pins one, so one file can hold the same case at several)."""
+    return f"{problem.descriptor} {algo}/{backend}" + (f" threads={threads}" if threads else "")
+
+
+def threads_seen():
+    """What this process was given: the cores it may use, the thread variables it was started
+    with (which the BLAS read when numpy loads it), and the thread counts of numba and torch as
+    they report them, if a kernel loaded them."""
+    from .machine import cpu_count, thread_settings
+
+    seen = {"cpus": cpu_count(), "variables": thread_settings()}
+    if "numba" in sys.modules:
+        seen["numba"] = int(sys.modules["numba"].get_num_threads())
+    if "torch" in sys.modules:
+        seen["torch"] = int(sys.modules["torch"].get_num_threads())
+    return seen
 
 
 def _forward(cmd, args):
@@ -164,11 +180,17 @@ def main(argv=None):
     parser.add_argument("--check-only", action="store_true", help="validate, do not time")
     parser.add_argument("--reference-cache", help="directory for float64 references shared by the "
                         "kernels of one problem (manager only)")
+    parser.add_argument("--threads", type=int, help="pin to this many cores (the sweep sets the "
+                        "thread variables to match)")
     args = runner.parse_args(argv)
+    if args.threads:
+        pin_threads(args.threads)
+        # pyperf would otherwise move its workers to the machine's isolated CPUs, if it has any
+        runner.args.affinity = ",".join(map(str, sorted(os.sched_getaffinity(0))))
 
     problem = ConvProblem.parse(args.problem)
     kernel = get_kernel(args.algo, args.backend)
-    name = benchmark_name(problem, args.algo, args.backend)
+    name = benchmark_name(problem, args.algo, args.backend, args.threads)
 
     if args.worker:
         x, w = make_inputs(problem, seed=args.seed, fill="uniform")
@@ -179,6 +201,7 @@ def main(argv=None):
         return 0
 
     found, run, x = validate(kernel, problem, args.seed, args.memory_budget, args.reference_cache)
+    found["threads_seen"] = threads_seen()
     _write_json(args.result, found)
     if run is None or args.check_only:
         return 0

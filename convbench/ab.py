@@ -61,13 +61,12 @@ from pathlib import Path
 import numpy as np
 
 from ._ab_worker import PREFIX
+from .machine import thread_environment
 from .timing import loops_for
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 AB_KIND = "convbench-ab"
 AB_VERSION = 1
-THREAD_VARIABLES = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                    "MKL_NUM_THREADS")
 
 
 class ABError(RuntimeError):
@@ -203,10 +202,7 @@ class Worker:
             if reference_cache:
                 cmd += ["--reference-cache", str(reference_cache)]
         self.errors = tempfile.TemporaryFile()
-        env = dict(os.environ)
-        if settings.threads:
-            for name in THREAD_VARIABLES:
-                env[name] = str(settings.threads)
+        env = thread_environment(settings.threads) if settings.threads else dict(os.environ)
         # Started in the harness's own directory, so `-m convbench` finds this checkout's
         # harness; the worker then puts the tree first on the path for `kernels`.
         self.process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,

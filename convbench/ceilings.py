@@ -11,7 +11,10 @@ that (committed) file as it was.
 
 from __future__ import annotations
 
+import argparse
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -83,6 +86,28 @@ def measure(backend):
     return found
 
 
+def pinned_key(backend, threads):
+    """The ceilings' key for a backend run at a pinned thread count: ``cpu@1t``."""
+    return f"{backend}@{threads}t"
+
+
+def measure_pinned(threads, timeout=300):
+    """The CPU's ceilings with ``threads`` threads on as many cores, measured in a child process
+    (numba's and the BLAS's thread counts are fixed when they load), for the rows of a run that
+    pins its cases to that count."""
+    from .machine import thread_environment
+
+    done = subprocess.run([sys.executable, "-m", "convbench.ceilings", "--threads", str(threads)],
+                          capture_output=True, text=True, timeout=timeout,
+                          env=thread_environment(threads))
+    if done.returncode != 0:
+        raise RuntimeError(f"measuring the CPU ceilings at {threads} threads failed: "
+                           f"{done.stderr.strip()[-300:]}")
+    found = json.loads(done.stdout)
+    found.update(threads=threads, measured=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    return found
+
+
 def ceilings(cache_dir, backends=("cpu",), remeasure=False):
     """Ceilings per backend: measured now for :data:`MEASURED_EVERY_RUN`, else read from
     ``cache_dir/ceilings.json`` (measured and stored there when missing or ``remeasure``)."""
@@ -122,3 +147,19 @@ def drift_note(start, end):
                      "comparable across it (convbench ab compares code on a drifting machine)")
         lines.append(line)
     return "\n".join(lines)
+
+
+def main(argv=None):
+    """``python -m convbench.ceilings --threads N``: the CPU's ceilings on N cores, as JSON."""
+    parser = argparse.ArgumentParser(prog="python -m convbench.ceilings")
+    parser.add_argument("--threads", type=int, required=True)
+    args = parser.parse_args(argv)
+    from .machine import pin_threads
+
+    pin_threads(args.threads)
+    json.dump(measure_cpu(), sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -35,7 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
-KEY = ["descriptor", "algo", "backend"]
+from .results import kernel_labels
+
+KEY = ["descriptor", "algo", "backend", "threads"]   # threads: None on the GPU
 BAD_STATUSES = {"FAILED", "CRASHED", "TIMEOUT"}
 HISTORY_MIN_RUNS = 3
 
@@ -68,7 +70,7 @@ def _relative_mad(values):
 
 
 def history_spreads(history):
-    """{(descriptor, algo, backend, source_hash, mode): (spread, runs)} from earlier runs.
+    """{(descriptor, algo, backend, threads, source_hash, mode): (spread, runs)} from earlier runs.
 
     ``spread`` is the largest relative change between the medians of two runs of identical code:
     max / min - 1 over the PASSED rows of at least ``HISTORY_MIN_RUNS`` distinct files.
@@ -169,8 +171,8 @@ def compare_frames(base, new, thresholds=Thresholds(), history=None):
             elif bs in BAD_STATUSES and ns in BAD_STATUSES:
                 out.update(verdict="still failing", why=f"{ns}: {n.get('reason') or ''}".strip())
             elif bs == "PASSED" and ns == "PASSED" and b.get("median_s") and n.get("median_s"):
-                drift = drifts.get((row["descriptor"], row["algo"], row["backend"],
-                                    b.get("source_hash"), b.get("mode")))
+                drift = drifts.get(tuple(row[key] for key in KEY)
+                                   + (b.get("source_hash"), b.get("mode")))
                 verdict, ratio, p_value, why = timing_verdict(b, n, thresholds, drift)
                 out.update(verdict=verdict, ratio=ratio, p_value=p_value, why=why)
             else:
@@ -227,7 +229,7 @@ def render(frame, markdown=False):
     """The comparison as a text or Markdown table."""
     table = frame.assign(
         case=frame["name"].where(frame["name"].fillna("") != "", frame["descriptor"]),
-        kernel=frame["algo"] + "/" + frame["backend"],
+        kernel=kernel_labels(frame),
         base_ms=frame["base_median_s"].astype(float) * 1e3,
         new_ms=frame["new_median_s"].astype(float) * 1e3,
         ratio=frame["ratio"].astype(float),

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 from .compare import KEY, Thresholds, compare_frames
-from .results import load_results, results_files
+from .results import load_results, mixed_thread_backends, results_files, split_threads
 
 
 def committed_results(root, machine_id):
@@ -55,10 +55,16 @@ def write_history(paths, out_dir, thresholds=Thresholds()):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    import pandas as pd
+
     runs = runs_in_order(paths)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     steps = step_changes(runs, thresholds)
+    # one panel per kernel and thread count where the runs hold a backend at several counts
+    mixed = mixed_thread_backends(pd.concat([frame for _, frame in runs]))
+    runs = [(path, split_threads(frame, mixed)) for path, frame in runs]
+    steps = split_threads(steps, mixed)
     labels = [f"{str(frame['commit'].iloc[0])[:7]}\n{str(frame['commit_date'].iloc[0] or '')[:10]}"
               for _, frame in runs]
     kernels = sorted({(a, b) for _, frame in runs for a, b in zip(frame["algo"], frame["backend"])})

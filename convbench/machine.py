@@ -31,6 +31,48 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+# The variables that set how many threads numba, OpenMP and the BLAS libraries start.
+THREAD_VARIABLES = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                    "MKL_NUM_THREADS")
+
+
+def thread_settings() -> dict:
+    """The thread variables set in this environment (unset ones left out), for the results file:
+    a run made with ``NUMBA_NUM_THREADS=1`` must not pass for one that used every core."""
+    return {name: os.environ[name] for name in THREAD_VARIABLES if name in os.environ}
+
+
+def default_threads() -> int:
+    """Threads a CPU kernel gets when the run does not set them: numba's count (its variable, or
+    the cores this process may use), which the BLAS libraries follow unless told otherwise."""
+    value = os.environ.get("NUMBA_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
+    try:
+        return max(1, int(value)) if value else cpu_count()
+    except ValueError:
+        return cpu_count()
+
+
+def thread_environment(threads, env=None) -> dict:
+    """A copy of ``env`` (default: this process's) with every thread variable set to ``threads``."""
+    env = dict(os.environ if env is None else env)
+    for name in THREAD_VARIABLES:
+        env[name] = str(threads)
+    return env
+
+
+def pin_threads(threads) -> None:
+    """Keep this process (and the processes it starts) to the first ``threads`` CPUs it may use.
+
+    The thread variables must be set before numba or the BLAS load; this makes the cores match, so
+    one thread per core and no thread migrates to a core the run was not meant to use.
+    """
+    if hasattr(os, "sched_setaffinity"):
+        allowed = sorted(os.sched_getaffinity(0))
+        if threads > len(allowed):
+            raise ValueError(f"cannot pin to {threads} CPUs: this process may use {len(allowed)}")
+        os.sched_setaffinity(0, allowed[:threads])
+
+
 def total_memory_bytes() -> int:
     return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
@@ -98,6 +140,8 @@ def fingerprint() -> dict:
         "versions": {name: _version(name) for name in
                      ("numpy", "scipy", "numba", "pandas", "pyperf", "cupy", "torch")},
         "blas": blas_vendor(),
+        "threads": default_threads(),
+        "thread_settings": thread_settings(),
     }
 
 

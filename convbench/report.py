@@ -59,7 +59,9 @@ def ranking(frame):
     """
     import pandas as pd
 
-    frame = frame.assign(layer=_label(frame))
+    from .results import kernel_labels
+
+    frame = frame.assign(layer=_label(frame), kernel=kernel_labels(frame))
     rows = []
     for _, group in frame.groupby(["descriptor", "backend"], sort=False):
         timed = group[(group["status"] == "PASSED") & group["median_s"].notna()]
@@ -75,8 +77,7 @@ def _ranked(row, rank, fastest):
     """One row of :func:`ranking`; ``rank`` 0 for a case that was not timed."""
     seconds = float(row["median_s"]) if rank else np.nan
     return {"descriptor": row["descriptor"], "layer": row["layer"], "backend": row["backend"],
-            "rank": rank, "kernel": f"{row['algo']}/{row['backend']}"
-                                    + (" (peer)" if bool(row["peer"]) else ""),
+            "rank": rank, "kernel": row["kernel"] + (" (peer)" if bool(row["peer"]) else ""),
             "status": row["status"], "time_ms": seconds * 1e3,
             "spread_pct": 100 * float(row["mad_s"]) / seconds if rank else np.nan,
             "gflops": float(row["gflops"]) if rank else np.nan,
@@ -112,6 +113,29 @@ def stages_table(frame):
                      "stages": " · ".join(f"{name} {seconds * 1e3:.3g} ms ({seconds / total:.0%})"
                                           for name, seconds in stages.items()),
                      "sum_ms": total * 1e3, "median_ms": float(row["median_s"]) * 1e3})
+    return pd.DataFrame(rows)
+
+
+def thread_scaling_table(frame):
+    """Layers x kernels run at several CPU thread counts: the time at each count, the speed-up
+    from the fewest threads to the most, and the parallel efficiency (speed-up over the ratio of
+    thread counts; 100 % is perfect scaling). Empty when the frame has one count per kernel."""
+    import pandas as pd
+
+    passed = frame[(frame["status"] == "PASSED") & frame["median_s"].notna()
+                   & frame["threads"].notna()]
+    rows = []
+    for (layer, algo, backend), group in passed.groupby(["layer", "algo", "backend"], sort=False):
+        times = group.groupby("threads")["median_s"].first().astype(float).sort_index()
+        if len(times) < 2:
+            continue
+        few, many = int(times.index[0]), int(times.index[-1])
+        speedup = times.iloc[0] / times.iloc[-1]
+        row = {"layer": layer, "kernel": f"{algo}/{backend}"}
+        row.update({f"ms@{int(t)}t": seconds * 1e3 for t, seconds in times.items()})
+        row.update({f"speed-up {few}->{many}t": speedup,
+                    "efficiency": f"{speedup / (many / few):.0%}"})
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -240,11 +264,23 @@ def _figure_workspace(frame, machine, path):
     _save(fig, path)
 
 
+def _ceiling(ceilings, backend, part):
+    """SGEMM GFLOP/s to draw for a figure's rows: their pinned thread count's (``cpu@1t``) where the
+    run measured one, else the backend's."""
+    from .ceilings import pinned_key
+
+    base = backend.split("@")[0]
+    threads = part["threads"].dropna().unique()
+    key = pinned_key(base, int(threads[0])) if len(threads) == 1 else base
+    found = ceilings.get(key) or ceilings.get(base) or {}
+    return found.get("sgemm_gflops")
+
+
 def write_report(paths, out_dir):
     """Write report.md, report.html and the figures for the given results files into ``out_dir``."""
     import matplotlib
     matplotlib.use("Agg")
-    from .results import load_results, read_document
+    from .results import load_results, read_document, split_threads
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -261,6 +297,8 @@ def write_report(paths, out_dir):
     for machine, group in frame.groupby("machine_id", sort=False):
         # one run per machine: the latest file given
         latest = group[group["file"] == group["file"].iloc[-1]]
+        scaling = thread_scaling_table(latest)
+        latest = split_threads(latest)   # tables and figures per backend and thread count
         best = best_per_layer(latest)
         bests[machine] = best
         sections.append(f"## {machine}\n\nRun of commit `{str(latest['commit'].iloc[0])[:10]}` "
@@ -274,6 +312,12 @@ def write_report(paths, out_dir):
                             "scipy.signal) on the same layer; x1.00 is equal, below 1 slower.\n\n"
                             + _markdown_table(relative_speed_table(latest).reset_index()
                                               .rename(columns={"index": "layer"}), "{}") + "\n")
+        if len(scaling):
+            sections.append("### Thread scaling\n\nKernels run at several CPU thread counts "
+                            "(each case pinned to that many cores): time per call at each count, "
+                            "the speed-up from the fewest to the most, and the parallel efficiency "
+                            "(speed-up over the ratio of thread counts).\n\n"
+                            + _markdown_table(scaling) + "\n")
         stages = stages_table(latest)
         if len(stages):
             sections.append("### Time per stage\n\nKernels made of stages (lowering or transforms, "
@@ -283,12 +327,13 @@ def write_report(paths, out_dir):
         slug = machine.replace("/", "_")
         for backend in sorted(latest["backend"].unique()):
             part = latest[latest["backend"] == backend]
-            ceiling = ceilings.get(machine, {}).get(backend, {}).get("sgemm_gflops")
-            names = {f"{slug}-{backend}-gflops.png": lambda p, part=part, c=ceiling:
+            ceiling = _ceiling(ceilings.get(machine, {}), backend, part)
+            stem = f"{slug}-{backend.replace('@', '-')}"
+            names = {f"{stem}-gflops.png": lambda p, part=part, c=ceiling:
                      _figure_gflops(part, f"{machine} ({backend})", c, p),
-                     f"{slug}-{backend}-errors.png": lambda p, part=part:
+                     f"{stem}-errors.png": lambda p, part=part:
                      _figure_errors(part, f"{machine} ({backend})", p),
-                     f"{slug}-{backend}-workspace.png": lambda p, part=part:
+                     f"{stem}-workspace.png": lambda p, part=part:
                      _figure_workspace(part, f"{machine} ({backend})", p)}
             for name, draw in names.items():
                 draw(out_dir / name)

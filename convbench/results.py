@@ -4,7 +4,7 @@ Layout (``schema`` 1)::
 
     {"schema": 1, "convbench_version": "...", "created": ISO time, "machine": {fingerprint},
      "git": {"commit", "dirty", "commit_date"}, "options": {run options}, "ceilings": {...},
-     "complete": bool, "rows": [{one row per (problem, algorithm, backend)}],
+     "complete": bool, "rows": [{one row per (problem, algorithm, backend, threads)}],
      "ceilings_end": {...}}   (the CPU's ceilings measured again when the run completed)
 
 The file is rewritten atomically after every finished case (written beside, then renamed), so an
@@ -23,13 +23,13 @@ PYPERF_SUFFIX = ".pyperf.json"
 
 # Columns every row carries, in the order tables and CSV show them.
 ROW_FIELDS = (
-    "descriptor", "name", "algo", "backend", "peer", "status", "reason",
+    "descriptor", "name", "algo", "backend", "threads", "peer", "status", "reason",
     "rel_l2", "max_err", "tolerance",
     "median_s", "mad_s", "stdev_s", "values", "loops", "gflops", "sgemm_fraction",
     "workspace_bytes", "prepare_s", "first_call_s", "source_hash",
     "n", "c", "h", "w", "k", "r", "s", "stride_h", "stride_w", "pad_h", "pad_w",
     "dilation_h", "dilation_w", "groups", "flops", "case_wall_s", "samples_s", "process_medians_s",
-    "stages_s",
+    "stages_s", "threads_seen",
 )
 
 
@@ -75,7 +75,9 @@ def load_results(*paths):
     """One pandas DataFrame of the rows of one or more results files.
 
     Each row gains ``machine_id``, ``commit``, ``commit_date``, ``created``, ``mode`` (timing effort)
-    and ``file`` columns so rows from several runs and machines can be told apart.
+    and ``file`` columns so rows from several runs and machines can be told apart. ``threads`` is
+    the CPU thread count of the case (None on the GPU); files from before rows carried it get the
+    count their machine section records, or its core count.
 
     Raises
     ------
@@ -91,6 +93,10 @@ def load_results(*paths):
         for field in ROW_FIELDS:
             if field not in frame.columns:
                 frame[field] = None
+        default = document["machine"].get("threads") or document["machine"].get("cpu_count")
+        missing = frame["threads"].isna() & (frame["backend"] == "cpu")
+        frame["threads"] = pd.array([default if fill else value for fill, value in
+                                     zip(missing, frame["threads"])], dtype="Int64")
         frame["machine_id"] = document["machine"].get("machine_id")
         frame["commit"] = document["git"].get("commit")
         frame["commit_date"] = document["git"].get("commit_date")
@@ -101,6 +107,37 @@ def load_results(*paths):
     if not frames:
         raise ResultsError("no results files given")
     return pd.concat(frames, ignore_index=True)
+
+
+def mixed_thread_backends(frame):
+    """The backends that ``frame`` holds at more than one thread count."""
+    if "threads" not in frame.columns:
+        return set()
+    counts = frame.dropna(subset=["threads"]).groupby("backend")["threads"].nunique()
+    return set(counts[counts > 1].index)
+
+
+def split_threads(frame, backends=None):
+    """``frame`` with the thread count folded into ``backend`` (``cpu@1t``, ``cpu@2t``) for the
+    given backends (default: :func:`mixed_thread_backends`), so tables and figures grouped by
+    backend keep the counts apart; a frame with one count per backend comes back unchanged."""
+    if backends is None:
+        backends = mixed_thread_backends(frame)
+    if not backends:
+        return frame
+    mixed = frame["backend"].isin(list(backends)) & frame["threads"].notna()
+    if not mixed.any():
+        return frame
+    labels = [f"{backend}@{int(threads)}t" if split else backend
+              for backend, threads, split in zip(frame["backend"], frame["threads"], mixed)]
+    return frame.assign(backend=labels)
+
+
+def kernel_labels(frame):
+    """``algo/backend`` per row, with ``@Nt`` where the frame holds a backend at several thread
+    counts (see :func:`split_threads`)."""
+    split = split_threads(frame)
+    return split["algo"] + "/" + split["backend"]
 
 
 def export_csv(results_path, csv_path):

@@ -22,9 +22,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import __version__
-from .ceilings import MEASURED_EVERY_RUN, measure
+from .ceilings import MEASURED_EVERY_RUN, measure, measure_pinned, pinned_key
 from .ceilings import ceilings as machine_ceilings
-from .machine import fingerprint, git_state, machine_id, source_hash
+from .machine import (default_threads, fingerprint, git_state, machine_id, source_hash,
+                      thread_environment)
 from .memory import default_budget, format_bytes
 from .reference import reference_bytes
 from .results import PYPERF_SUFFIX, SCHEMA_VERSION, read_document, write_atomic
@@ -46,11 +47,18 @@ class SweepOptions:
     memory_budget: int | None = None
     case_timeout: float = DEFAULT_CASE_TIMEOUT
     check_only: bool = False
+    threads: list | None = None   # CPU cases run once per count, pinned to that many cores
 
     def as_dict(self):
         return {"shapes": self.shapes, "algos": self.algos, "backends": self.backends, "mb": self.mb,
                 "mode": self.mode, "seed": self.seed, "memory_budget": self.memory_budget,
-                "case_timeout": self.case_timeout, "check_only": self.check_only}
+                "case_timeout": self.case_timeout, "check_only": self.check_only,
+                "threads": self.threads}
+
+    def thread_counts(self, kernel):
+        """The thread counts ``kernel`` runs at: each of ``threads`` on the CPU, else once with
+        whatever the environment gives (None)."""
+        return list(self.threads) if self.threads and kernel.spec.backend == "cpu" else [None]
 
 
 def problem_fields(problem):
@@ -62,9 +70,14 @@ def problem_fields(problem):
             "groups": problem.groups, "flops": problem.flops}
 
 
-def base_row(problem, kernel):
+def base_row(problem, kernel, threads=None):
+    """A row before its case runs. ``threads``: the count the case is pinned to; a CPU case the run
+    does not pin records the environment's default, a GPU case none."""
     row = problem_fields(problem)
+    if threads is None and kernel.spec.backend == "cpu":
+        threads = default_threads()
     row.update(algo=kernel.spec.algo, backend=kernel.spec.backend, peer=kernel.spec.peer,
+               threads=threads,
                tolerance=kernel.spec.tolerance, status="", reason="", rel_l2=None, max_err=None,
                median_s=None, mad_s=None, stdev_s=None, values=None, samples_s=None,
                process_medians_s=None, loops=None,
@@ -89,7 +102,7 @@ def _check_case_memory(problem, kernel, budget):
 
 
 def case_key(row):
-    return (row["descriptor"], row["algo"], row["backend"])
+    return (row["descriptor"], row["algo"], row["backend"], row.get("threads"))
 
 
 def _signal_name(returncode):
@@ -120,8 +133,11 @@ def kill_group(pid):
         pass
 
 
-def run_case(problem, kernel, options, workdir, env=None):
-    """Run one supported case in a child process; the row's measured fields and its pyperf file."""
+def run_case(problem, kernel, options, workdir, env=None, threads=None):
+    """Run one supported case in a child process; the row's measured fields and its pyperf file.
+
+    With ``threads`` the case and its pyperf workers get that count in every thread variable and
+    are pinned to that many cores."""
     result_path = Path(workdir) / "case.json"
     pyperf_path = Path(workdir) / "case.pyperf.json"
     for stale in (result_path, pyperf_path):
@@ -134,6 +150,9 @@ def run_case(problem, kernel, options, workdir, env=None):
         cmd += ["--memory-budget", str(options.memory_budget)]
     if options.check_only:
         cmd.append("--check-only")
+    if threads:
+        cmd += ["--threads", str(threads)]
+        env = thread_environment(threads, env)
     cmd += ["--reference-cache", str(reference_cache_dir(workdir, problem))]
     start = time.perf_counter()
     # A new session makes the case the leader of its own process group, so a timeout can kill the
@@ -173,10 +192,16 @@ def run_case(problem, kernel, options, workdir, env=None):
     return found, pyperf_path if pyperf_path.is_file() else None
 
 
+def row_ceiling(ceilings, kernel, threads=None):
+    """The ceiling a row's fraction is taken of: its pinned thread count's, else its backend's."""
+    backend = kernel.spec.backend
+    return ceilings.get(pinned_key(backend, threads)) if threads else ceilings.get(backend)
+
+
 def complete_row(row, found, problem, ceiling):
     for key in ("status", "reason", "rel_l2", "max_err", "median_s", "mad_s", "stdev_s", "values",
                 "samples_s", "process_medians_s", "loops", "prepare_s", "first_call_s",
-                "case_wall_s", "stages_s"):
+                "case_wall_s", "stages_s", "threads_seen"):
         if key in found:
             row[key] = found[key]
     if row["status"] == "PASSED" and row.get("median_s"):
@@ -231,6 +256,10 @@ def sweep(problems, kernels, options, out_dir=DEFAULT_RESULTS_DIR, resume=None, 
     if resume:
         path = Path(resume)
         document = read_document(path)
+        default = document["machine"].get("threads") or document["machine"].get("cpu_count")
+        for row in document["rows"]:   # a file written before rows recorded their threads
+            if "threads" not in row:
+                row["threads"] = default if row.get("backend") == "cpu" else None
         finished = {case_key(row) for row in document["rows"]}
     else:
         git = git_state()
@@ -243,17 +272,21 @@ def sweep(problems, kernels, options, out_dir=DEFAULT_RESULTS_DIR, resume=None, 
                     "ceilings": {} if options.check_only else machine_ceilings(
                         Path(out_dir) / machine_id(), backends, remeasure_ceilings),
                     "complete": False, "rows": []}
+        if options.threads and "cpu" in backends and not options.check_only:
+            for threads in options.threads:   # the fractions of pinned rows use their own
+                document["ceilings"][pinned_key("cpu", threads)] = measure_pinned(threads)
         finished = set()
         write_atomic(path, document)
     if on_start:
         on_start(path)
     suite = PyperfSuite(path.with_name(path.stem + PYPERF_SUFFIX))
-    cases = [(problem, kernel) for problem in problems for kernel in kernels]
-    done = len([1 for problem, kernel in cases
-                if (problem.descriptor, kernel.spec.algo, kernel.spec.backend) in finished])
+    cases = [(problem, kernel, threads) for problem in problems for kernel in kernels
+             for threads in options.thread_counts(kernel)]
+    done = len([1 for problem, kernel, threads in cases
+                if case_key(base_row(problem, kernel, threads)) in finished])
     with tempfile.TemporaryDirectory(prefix="convbench-case-") as workdir:
-        for problem, kernel in cases:
-            row = base_row(problem, kernel)
+        for problem, kernel, threads in cases:
+            row = base_row(problem, kernel, threads)
             if case_key(row) in finished:
                 continue
             reason = kernel.supports(problem, budget)
@@ -263,8 +296,9 @@ def sweep(problems, kernels, options, out_dir=DEFAULT_RESULTS_DIR, resume=None, 
                 row.update(status="SKIPPED", reason=reason)
             else:
                 row["workspace_bytes"] = kernel.workspace_bytes(problem)
-                found, case_pyperf = run_case(problem, kernel, options, workdir, env=env)
-                complete_row(row, found, problem, document["ceilings"].get(kernel.spec.backend))
+                found, case_pyperf = run_case(problem, kernel, options, workdir, env=env,
+                                              threads=threads)
+                complete_row(row, found, problem, row_ceiling(document["ceilings"], kernel, threads))
                 if case_pyperf is not None and row["status"] == "PASSED":
                     suite.add(case_pyperf)
             document["rows"].append(row)

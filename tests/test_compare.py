@@ -163,7 +163,8 @@ def test_history_spread_is_the_largest_change_between_two_runs_of_identical_code
     spreads = history_spreads(history_of([1.0, 1.3, 0.9]))
     frame = load_results(DATA / "compare_base.json")
     row = frame[(frame["name"] == "smoke:3x3_odd") & (frame["algo"] == "direct")].iloc[0]
-    spread, runs = spreads[(row["descriptor"], "direct", "cpu", row["source_hash"], row["mode"])]
+    spread, runs = spreads[(row["descriptor"], "direct", "cpu", row["threads"], row["source_hash"],
+                            row["mode"])]
     assert runs == 3 and spread == pytest.approx(1.3 / 0.9 - 1)
 
 

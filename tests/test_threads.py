@@ -1,0 +1,143 @@
+"""`run --threads`: CPU cases pinned to a thread count, recorded per row and kept apart downstream."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from convbench.__main__ import parse_threads
+from convbench.compare import compare_frames, render
+from convbench.machine import THREAD_VARIABLES, cpu_count
+from convbench.registry import get_kernel
+from convbench.report import thread_scaling_table
+from convbench.results import load_results, read_document, split_threads
+from convbench.runner import SweepOptions, sweep
+from convbench.shapes import load_shapes
+
+from .test_sweep import only_results
+
+DATA_DIR = Path(__file__).parent / "data"
+
+TWO_CORES = pytest.mark.skipif(cpu_count() < 2, reason="needs 2 cores to pin to 1 and 2")
+
+
+def smoke_problem(name="smoke:3x3_odd"):
+    return [p for p in load_shapes("smoke") if p.name == name]
+
+
+def test_thread_counts_are_checked():
+    assert parse_threads(None) is None
+    assert parse_threads("1,1") == [1]
+    for bad, words in (("0", "from 1 to"), ("two", "whole numbers"),
+                       (str(cpu_count() + 1), f"may use {cpu_count()} core")):
+        with pytest.raises(ValueError, match=words):
+            parse_threads(bad)
+
+
+def test_the_cli_names_a_bad_thread_count():
+    done = subprocess.run([sys.executable, "-m", "convbench", "run", "--shapes", "smoke",
+                           "--threads", "1,x"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "--threads" in done.stderr and "'x'" in done.stderr
+
+
+def test_only_cpu_kernels_run_once_per_count():
+    options = SweepOptions(threads=[1, 2])
+    assert options.thread_counts(get_kernel("direct", "cpu")) == [1, 2]
+    assert options.thread_counts(get_kernel("direct", "gpu")) == [None]
+    assert SweepOptions().thread_counts(get_kernel("direct", "cpu")) == [None]
+
+
+@TWO_CORES
+def test_each_count_is_a_case_pinned_to_that_many_cores(tmp_path):
+    path = sweep(smoke_problem(), [get_kernel("im2col", "cpu")],
+                 SweepOptions(threads=[1, 2], check_only=True), out_dir=tmp_path)
+    rows = read_document(path)["rows"]
+    assert [(row["threads"], row["status"]) for row in rows] == [(1, "PASSED"), (2, "PASSED")]
+    # what the case's process was given, as numba reports it
+    for row, count in zip(rows, (1, 2)):
+        seen = row["threads_seen"]
+        assert seen["cpus"] == count and seen["numba"] == count
+        assert seen["variables"] == {name: str(count) for name in THREAD_VARIABLES}
+
+
+@TWO_CORES
+def test_a_timed_pinned_row_takes_its_fraction_of_its_own_counts_ceiling(tmp_path):
+    path = sweep(smoke_problem(), [get_kernel("direct", "cpu")],
+                 SweepOptions(threads=[1], mode="quick"), out_dir=tmp_path)
+    document = read_document(path)
+    one = document["ceilings"]["cpu@1t"]
+    assert one["threads"] == 1 and one["sgemm_gflops"] > 0
+    row = document["rows"][0]
+    assert row["sgemm_fraction"] == pytest.approx(row["gflops"] / one["sgemm_gflops"])
+    import pyperf
+    suite = pyperf.BenchmarkSuite.load(str(path.with_name(path.stem + ".pyperf.json")))
+    assert suite.get_benchmark_names()[0].endswith("direct/cpu threads=1")
+
+
+def test_resuming_a_file_whose_rows_have_no_thread_count(tmp_path):
+    """A file from before rows carried `threads`: its cases count as run at the machine's default."""
+    problems = load_shapes("smoke")[:2]
+    path = sweep(problems, [get_kernel("direct", "cpu")], SweepOptions(check_only=True),
+                 out_dir=tmp_path)
+    document = read_document(path)
+    for row in document["rows"]:
+        del row["threads"]
+    document["rows"] = document["rows"][:1]
+    document["complete"] = False
+    path.write_text(json.dumps(document))
+    sweep(problems, [get_kernel("direct", "cpu")], SweepOptions(check_only=True), resume=path)
+    rows = read_document(path)["rows"]
+    assert [row["descriptor"] for row in rows] == [p.descriptor for p in problems]
+    assert len(only_results(tmp_path)) == 1
+
+
+def test_old_files_get_the_machines_thread_count():
+    frame = load_results(DATA_DIR / "compare_base.json")
+    document = read_document(DATA_DIR / "compare_base.json")
+    assert "threads" not in document["rows"][0]
+    assert (frame["threads"] == document["machine"]["cpu_count"]).all()
+
+
+def pinned(frame, threads, scale=1.0):
+    return frame.assign(threads=pd.array([threads] * len(frame), dtype="Int64"),
+                        median_s=frame["median_s"] * scale)
+
+
+def test_compare_joins_cases_at_the_same_count_only():
+    base = load_results(DATA_DIR / "compare_base.json")          # two threads, the file's machine
+    both = pd.concat([pinned(base, 1, 1.8), pinned(base, 2)], ignore_index=True)
+    frame = compare_frames(base.assign(threads=pd.array([2] * len(base), dtype="Int64")), both)
+    counts = frame.groupby("threads")["verdict"].agg(set)
+    assert counts[1] == {"only in new"}
+    assert "only in new" not in counts[2] and "only in base" not in counts[2]
+    text = render(frame)
+    assert "direct/cpu@1t" in text and "direct/cpu@2t" in text
+
+
+def test_gpu_rows_have_no_thread_count_and_still_join():
+    base = load_results(DATA_DIR / "compare_base.json").assign(backend="gpu")
+    base["threads"] = pd.array([None] * len(base), dtype="Int64")
+    frame = compare_frames(base, base)
+    assert set(frame["verdict"]) == {"same"}
+
+
+def test_scaling_table_and_split_labels():
+    row = {"descriptor": "d", "layer": "res2a", "algo": "im2col", "backend": "cpu",
+           "status": "PASSED"}
+    frame = pd.DataFrame([{**row, "threads": 1, "median_s": 2.0e-3},
+                          {**row, "threads": 2, "median_s": 1.25e-3},
+                          {**row, "algo": "direct", "threads": 1, "median_s": 4.0e-3},
+                          {**row, "algo": "torch", "backend": "gpu", "threads": None,
+                           "median_s": 1e-4}])
+    frame["threads"] = frame["threads"].astype("Int64")
+    table = thread_scaling_table(frame)
+    assert len(table) == 1    # direct ran at one count, torch on the GPU
+    scaling = table.iloc[0]
+    assert scaling["kernel"] == "im2col/cpu" and scaling["ms@1t"] == 2.0 and scaling["ms@2t"] == 1.25
+    assert scaling["speed-up 1->2t"] == pytest.approx(1.6) and scaling["efficiency"] == "80%"
+    assert list(split_threads(frame)["backend"]) == ["cpu@1t", "cpu@2t", "cpu@1t", "gpu"]
+    single = frame.drop(index=1)   # im2col at two threads
+    assert list(split_threads(single)["backend"]) == ["cpu", "cpu", "gpu"]
