@@ -11,7 +11,12 @@ import os
 # res2a_branch2b took 2.14 ms per call with the default and 1.70 ms with 2**14 (long enough to stay
 # awake between the 16 GEMMs of one call, short enough to sleep during the transforms). OpenBLAS
 # reads it when numpy loads it, hence here, before numpy; a value the user set wins.
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "14")
+# The names of variables set here rather than by the user are listed in CONVBENCH_DEFAULTS, so
+# the peers can be started without them (convbench.machine.peer_environment).
+if "OPENBLAS_THREAD_TIMEOUT" not in os.environ:
+    os.environ["OPENBLAS_THREAD_TIMEOUT"] = "14"
+    os.environ["CONVBENCH_DEFAULTS"] = ",".join(
+        filter(None, (os.environ.get("CONVBENCH_DEFAULTS"), "OPENBLAS_THREAD_TIMEOUT")))
 
 from .api import conv2d
 from .problem import ConvProblem

@@ -61,7 +61,7 @@ from pathlib import Path
 import numpy as np
 
 from ._ab_worker import PREFIX
-from .machine import thread_environment
+from .machine import peer_environment, thread_environment
 from .timing import loops_for
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -203,6 +203,8 @@ class Worker:
                 cmd += ["--reference-cache", str(reference_cache)]
         self.errors = tempfile.TemporaryFile()
         env = thread_environment(settings.threads) if settings.threads else dict(os.environ)
+        if kernel.spec.peer:   # the peer library as its users run it
+            env = peer_environment(env)
         # Started in the harness's own directory, so `-m convbench` finds this checkout's
         # harness; the worker then puts the tree first on the path for `kernels`.
         self.process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,

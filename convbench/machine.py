@@ -36,10 +36,29 @@ THREAD_VARIABLES = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREAD
                     "MKL_NUM_THREADS")
 
 
+# How idle threads wait: set by convbench for its own kernels unless the user set them.
+WAIT_VARIABLES = ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT")
+DEFAULTS_VARIABLE = "CONVBENCH_DEFAULTS"
+
+
 def thread_settings() -> dict:
-    """The thread variables set in this environment (unset ones left out), for the results file:
-    a run made with ``NUMBA_NUM_THREADS=1`` must not pass for one that used every core."""
-    return {name: os.environ[name] for name in THREAD_VARIABLES if name in os.environ}
+    """The thread and wait-policy variables set in this environment (unset ones left out), for the
+    results file: a run made with ``NUMBA_NUM_THREADS=1`` must not pass for one that used every
+    core."""
+    return {name: os.environ[name] for name in THREAD_VARIABLES + WAIT_VARIABLES
+            if name in os.environ}
+
+
+def peer_environment(env=None) -> dict:
+    """A copy of ``env`` (default: this process's) without the variables convbench set as defaults
+    for its own kernels (listed in ``CONVBENCH_DEFAULTS``): a peer library runs as its users run it,
+    with what the user set and nothing convbench chose. ``OMP_WAIT_POLICY=PASSIVE``, made for
+    numba's threads, would also put PyTorch's OpenMP threads to sleep between calls."""
+    env = dict(os.environ if env is None else env)
+    for name in env.pop(DEFAULTS_VARIABLE, "").split(","):
+        if name:
+            env.pop(name, None)
+    return env
 
 
 def default_threads() -> int:

@@ -24,8 +24,8 @@ from pathlib import Path
 from . import __version__
 from .ceilings import MEASURED_EVERY_RUN, measure, measure_pinned, pinned_key
 from .ceilings import ceilings as machine_ceilings
-from .machine import (default_threads, fingerprint, git_state, machine_id, source_hash,
-                      thread_environment)
+from .machine import (default_threads, fingerprint, git_state, machine_id, peer_environment,
+                      source_hash, thread_environment)
 from .memory import default_budget, format_bytes
 from .reference import reference_bytes
 from .results import PYPERF_SUFFIX, SCHEMA_VERSION, read_document, write_atomic
@@ -296,7 +296,8 @@ def sweep(problems, kernels, options, out_dir=DEFAULT_RESULTS_DIR, resume=None, 
                 row.update(status="SKIPPED", reason=reason)
             else:
                 row["workspace_bytes"] = kernel.workspace_bytes(problem)
-                found, case_pyperf = run_case(problem, kernel, options, workdir, env=env,
+                found, case_pyperf = run_case(problem, kernel, options, workdir,
+                                              env=peer_environment(env) if kernel.spec.peer else env,
                                               threads=threads)
                 complete_row(row, found, problem, row_ceiling(document["ceilings"], kernel, threads))
                 if case_pyperf is not None and row["status"] == "PASSED":

@@ -60,7 +60,8 @@ def test_each_count_is_a_case_pinned_to_that_many_cores(tmp_path):
     for row, count in zip(rows, (1, 2)):
         seen = row["threads_seen"]
         assert seen["cpus"] == count and seen["numba"] == count
-        assert seen["variables"] == {name: str(count) for name in THREAD_VARIABLES}
+        assert {name: seen["variables"].get(name) for name in THREAD_VARIABLES} == \
+            {name: str(count) for name in THREAD_VARIABLES}
 
 
 @TWO_CORES
@@ -141,3 +142,26 @@ def test_scaling_table_and_split_labels():
     assert list(split_threads(frame)["backend"]) == ["cpu@1t", "cpu@2t", "cpu@1t", "gpu"]
     single = frame.drop(index=1)   # im2col at two threads
     assert list(split_threads(single)["backend"]) == ["cpu", "cpu", "gpu"]
+
+
+def test_peers_start_without_the_defaults_convbench_chose():
+    from convbench.machine import peer_environment
+    env = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "14", "PATH": "/bin",
+           "CONVBENCH_DEFAULTS": "OMP_WAIT_POLICY"}
+    assert peer_environment(env) == {"OPENBLAS_THREAD_TIMEOUT": "14", "PATH": "/bin"}
+    user_set = {"OMP_WAIT_POLICY": "ACTIVE", "PATH": "/bin"}   # no marker: the user's choice
+    assert peer_environment(user_set) == user_set
+
+
+@pytest.mark.parametrize("chosen_by", ["convbench", "user"])
+def test_a_peer_case_runs_without_convbenchs_wait_policy(tmp_path, monkeypatch, chosen_by):
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    if chosen_by == "convbench":
+        monkeypatch.setenv("CONVBENCH_DEFAULTS", "OMP_WAIT_POLICY")
+    else:
+        monkeypatch.delenv("CONVBENCH_DEFAULTS", raising=False)
+    path = sweep(smoke_problem(), [get_kernel("direct", "cpu"), get_kernel("scipy", "cpu")],
+                 SweepOptions(check_only=True), out_dir=tmp_path)
+    seen = {row["algo"]: row["threads_seen"]["variables"] for row in read_document(path)["rows"]}
+    assert seen["direct"]["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert seen["scipy"].get("OMP_WAIT_POLICY") == (None if chosen_by == "convbench" else "PASSIVE")
