@@ -54,7 +54,6 @@ def write_history(paths, out_dir, thresholds=Thresholds()):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
     import pandas as pd
 
     runs = runs_in_order(paths)

@@ -71,6 +71,12 @@ def read_document(path):
     return document
 
 
+def unrecorded_threads(document):
+    """The thread count for the CPU rows of a file written before rows recorded theirs: what its
+    machine section says the environment gave, or its core count."""
+    return document["machine"].get("threads") or document["machine"].get("cpu_count")
+
+
 def load_results(*paths):
     """One pandas DataFrame of the rows of one or more results files.
 
@@ -93,7 +99,7 @@ def load_results(*paths):
         for field in ROW_FIELDS:
             if field not in frame.columns:
                 frame[field] = None
-        default = document["machine"].get("threads") or document["machine"].get("cpu_count")
+        default = unrecorded_threads(document)
         missing = frame["threads"].isna() & (frame["backend"] == "cpu")
         frame["threads"] = pd.array([default if fill else value for fill, value in
                                      zip(missing, frame["threads"])], dtype="Int64")

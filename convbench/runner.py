@@ -28,7 +28,8 @@ from .machine import (default_threads, fingerprint, git_state, machine_id, peer_
                       source_hash, thread_environment)
 from .memory import default_budget, format_bytes
 from .reference import reference_bytes
-from .results import PYPERF_SUFFIX, SCHEMA_VERSION, read_document, write_atomic
+from .results import (PYPERF_SUFFIX, SCHEMA_VERSION, read_document, unrecorded_threads,
+                      write_atomic)
 from .timing import MODES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -256,7 +257,7 @@ def sweep(problems, kernels, options, out_dir=DEFAULT_RESULTS_DIR, resume=None, 
     if resume:
         path = Path(resume)
         document = read_document(path)
-        default = document["machine"].get("threads") or document["machine"].get("cpu_count")
+        default = unrecorded_threads(document)
         for row in document["rows"]:   # a file written before rows recorded their threads
             if "threads" not in row:
                 row["threads"] = default if row.get("backend") == "cpu" else None
@@ -280,13 +281,12 @@ def sweep(problems, kernels, options, out_dir=DEFAULT_RESULTS_DIR, resume=None, 
     if on_start:
         on_start(path)
     suite = PyperfSuite(path.with_name(path.stem + PYPERF_SUFFIX))
-    cases = [(problem, kernel, threads) for problem in problems for kernel in kernels
+    cases = [(problem, kernel, threads, base_row(problem, kernel, threads))
+             for problem in problems for kernel in kernels
              for threads in options.thread_counts(kernel)]
-    done = len([1 for problem, kernel, threads in cases
-                if case_key(base_row(problem, kernel, threads)) in finished])
+    done = len([1 for *_, row in cases if case_key(row) in finished])
     with tempfile.TemporaryDirectory(prefix="convbench-case-") as workdir:
-        for problem, kernel, threads in cases:
-            row = base_row(problem, kernel, threads)
+        for problem, kernel, threads, row in cases:
             if case_key(row) in finished:
                 continue
             reason = kernel.supports(problem, budget)
