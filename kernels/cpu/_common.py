@@ -15,6 +15,26 @@ def stream_shape(problem, sh, sw, rows=None, cols=None):
     return (problem.n, problem.c, sh, sw, rows, cols)
 
 
+@njit(cache=True, fastmath=False, inline="always")
+def load_channel(xc, dst, ph, pw):
+    """One channel of :func:`load_streams`: ``dst[a, b, i, j] = xc_padded[i*sh + a, j*sw + b]``.
+
+    ``xc`` is (H, W), ``dst`` is (sh, sw, rows, cols); only the input's own positions are written.
+    """
+    height, width = xc.shape
+    sh, sw = dst.shape[0], dst.shape[1]
+    for y in range(height):
+        a = (y + ph) % sh
+        i = (y + ph) // sh
+        for b in range(sw):
+            x0 = (b - pw) % sw              # first input column that lands in plane b
+            j0 = (x0 + pw) // sw
+            src = xc[y, x0::sw]
+            row = dst[a, b, i, j0:j0 + src.shape[0]]
+            for t in range(src.shape[0]):
+                row[t] = src[t]
+
+
 @njit(parallel=True, cache=True, fastmath=False)
 def load_streams(x, buffer, ph, pw):
     """Copy x into a zero-bordered buffer split into (sh x sw) interleaved planes.
@@ -24,18 +44,8 @@ def load_streams(x, buffer, ph, pw):
     reads one plane, where consecutive outputs are consecutive in memory: runs that vectorize. The
     buffer's border must be zero; only the input's own positions are written.
     """
-    n_images, channels, height, width = x.shape
-    sh, sw = buffer.shape[2], buffer.shape[3]
+    n_images, channels = x.shape[0], x.shape[1]
     for job in prange(n_images * channels):
         c = job % channels
         n = job // channels
-        for y in range(height):
-            a = (y + ph) % sh
-            i = (y + ph) // sh
-            for b in range(sw):
-                x0 = (b - pw) % sw              # first input column that lands in plane b
-                j0 = (x0 + pw) // sw
-                src = x[n, c, y, x0::sw]
-                dst = buffer[n, c, a, b, i, j0:j0 + src.shape[0]]
-                for t in range(src.shape[0]):
-                    dst[t] = src[t]
+        load_channel(x[n, c], buffer[n, c], ph, pw)

@@ -23,11 +23,11 @@ Needs a 3x3 filter, stride 1 and no dilation; any padding and any H, W.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import get_num_threads, njit, prange
 
 from ..common import pipeline, winograd_filter_transform, winograd_tiles, winograd_unsupported
 from ..winograd_transforms import TRANSFORMS
-from ._common import load_streams, stream_shape
+from ._common import load_channel
 
 @njit(cache=True, fastmath=False, inline="always")
 def _scaled(dst, coef, src, assign):
@@ -40,50 +40,68 @@ def _scaled(dst, coef, src, assign):
             dst[j] += coef * src[j]
 
 
+@njit(cache=True, fastmath=False, inline="always")
+def _chunk(chunk, chunks, jobs):
+    """Jobs ``range(start, stop)`` of chunk ``chunk`` when ``jobs`` are cut into ``chunks`` runs."""
+    return chunk * jobs // chunks, (chunk + 1) * jobs // chunks
+
+
 @njit(parallel=True, cache=True, fastmath=False)
-def _input_transform(buffer, bt, v, tiles_h):
+def _input_transform(x, bt, v, tiles_h, row_len, ph, pw, threads):
     """v[a*alpha + b, c, n*tiles_h*L + i*L + j] = (B^T d B)[a, b] for input tile (i, j).
 
     ``L = tiles_w + 1``: each tile row has one padding column in ``v``, computed from zeros or
     neighbours and never used, so one (image, channel) is a single contiguous run and every loop is
-    long and contiguous. B^T is applied down the columns per stream (``streams[a, r, i, :]``), then B
-    across the tiles in one vectorized loop per output position (a, b). Each output is written by
-    its first non-zero term and accumulated by the rest: no pass that only zeroes memory (the sums
-    are the same, since 0 + x = x exactly).
+    long and contiguous. Per (image, channel) the input is first copied into a zero-bordered scratch
+    held as m column streams (``d[r, y, j] = x_padded[y, j*m + r]``, see
+    :func:`kernels.cpu._common.load_channel`), which stays in cache; B^T is then applied down the
+    columns per stream (``streams[a, r, i, :]``), and B across the tiles in one vectorized loop per
+    output position (a, b). Each output is written by its first non-zero term and accumulated by the
+    rest: no pass that only zeroes memory (the sums are the same, since 0 + x = x exactly). The
+    jobs are cut into one run per thread (``threads``: numba's count, passed in so the function
+    can be cached) so each thread makes its scratch once: its border stays zero because every
+    channel writes the same interior positions.
     """
-    n_images, channels, _, m, _, row_len = buffer.shape
+    n_images, channels = x.shape[0], x.shape[1]
     alpha = bt.shape[0]
+    m = alpha - 2
     run = tiles_h * row_len
-    for job in prange(n_images * channels):
-        c = job % channels
-        n = job // channels
+    jobs = n_images * channels
+    chunks = min(jobs, threads)
+    for chunk in prange(chunks):
+        d = np.zeros((1, m, tiles_h * m + 2, row_len), dtype=np.float32)
         streams = np.empty((alpha, m, tiles_h + 1, row_len), dtype=np.float32)
         # one spare tile row: tile j = L - 1 of the last row reads one element past its row
         streams[:, :, tiles_h, :] = 0.0
-        for i in range(tiles_h):
-            for a in range(alpha):
-                assign = True
-                for u in range(alpha):
-                    coef = bt[a, u]
-                    if coef != 0.0:
-                        for r in range(m):
-                            _scaled(streams[a, r, i], coef, buffer[n, c, 0, r, i * m + u], assign)
-                        assign = False
-                if assign:
-                    streams[a, :, i, :] = 0.0
         flat = streams.reshape(alpha, m, (tiles_h + 1) * row_len)
-        first = n * run
-        for a in range(alpha):
-            for b in range(alpha):
-                dst = v[a * alpha + b, c, first:first + run]
-                assign = True
-                for u in range(alpha):
-                    coef = bt[b, u]
-                    if coef != 0.0:
-                        _scaled(dst, coef, flat[a, u % m, u // m:u // m + run], assign)
-                        assign = False
-                if assign:
-                    dst[:] = 0.0
+        start, stop = _chunk(chunk, chunks, jobs)
+        for job in range(start, stop):
+            c = job % channels
+            n = job // channels
+            load_channel(x[n, c], d, ph, pw)
+            for i in range(tiles_h):
+                for a in range(alpha):
+                    assign = True
+                    for u in range(alpha):
+                        coef = bt[a, u]
+                        if coef != 0.0:
+                            for r in range(m):
+                                _scaled(streams[a, r, i], coef, d[0, r, i * m + u], assign)
+                            assign = False
+                    if assign:
+                        streams[a, :, i, :] = 0.0
+            first = n * run
+            for a in range(alpha):
+                for b in range(alpha):
+                    dst = v[a * alpha + b, c, first:first + run]
+                    assign = True
+                    for u in range(alpha):
+                        coef = bt[b, u]
+                        if coef != 0.0:
+                            _scaled(dst, coef, flat[a, u % m, u // m:u // m + run], assign)
+                            assign = False
+                    if assign:
+                        dst[:] = 0.0
 
 
 @njit(parallel=True, cache=True, fastmath=False)
@@ -154,10 +172,11 @@ class WinogradCPU:
         tiles_h, tiles_w = self._tiles(problem)
         tiles = self._columns(problem)
         positions = self.alpha * self.alpha
-        buffer = problem.n * problem.c * (tiles_h * self.m + 2) * self.m * (tiles_w + 1)
+        # per thread: one channel's input as m streams, and B^T d for it (see _input_transform)
+        scratch = self.m * (tiles_w + 1) * (tiles_h * self.m + 2 + self.alpha * (tiles_h + 1))
         transformed = positions * (problem.c * tiles + problem.k * tiles
                                    + problem.k * (problem.c // problem.groups))
-        return 4 * (buffer + transformed)
+        return 4 * (scratch * min(get_num_threads(), problem.n * problem.c) + transformed)
 
     def prepare(self, problem, w):
         m, alpha, groups = self.m, self.alpha, problem.groups
@@ -166,9 +185,6 @@ class WinogradCPU:
         tiles = self._columns(problem)
         row_len = tiles_w + 1
         weights = winograd_filter_transform(m, problem, w)  # (alpha^2, G, K_g, C_g)
-        # Zero border, sized so every tile of the last row and column is whole, stored as m streams
-        # per row (see kernels.cpu._common.load_streams).
-        buffer = np.zeros(stream_shape(problem, 1, m, tiles_h * m + 2, row_len), dtype=np.float32)
         ph, pw = problem.padding
         v = np.empty((alpha * alpha, problem.c, tiles), dtype=np.float32)
         v_grouped = v.reshape(alpha * alpha, groups, c_per_group, tiles)
@@ -177,8 +193,7 @@ class WinogradCPU:
         bt, at, out_shape = self.bt, self.at, problem.output_shape
 
         def input_transform(x):
-            load_streams(x, buffer, ph, pw)
-            _input_transform(buffer, bt, v, tiles_h)
+            _input_transform(x, bt, v, tiles_h, row_len, ph, pw, get_num_threads())
 
         def multiply(x):
             np.matmul(weights, v_grouped, out=mm_grouped)
