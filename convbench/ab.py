@@ -497,8 +497,12 @@ def _same_source(kernel, trees, repo):
 
 
 def render(results, markdown=False):
-    """The comparison as a table (pandas), one line per case."""
+    """The comparison as a table (pandas), one line per case that ran; cases skipped before any
+    run (the kernel does not support the problem, or it would not fit the memory budget) are
+    listed after it, grouped by kernel and reason, with the reason in full."""
     import pandas as pd
+
+    from .compare import markdown_table, text_table
 
     def ms(value):
         return f"{value * 1e3:.4g}" if value else ""
@@ -511,6 +515,7 @@ def render(results, markdown=False):
             text += f" [{100 * (result.ratio_low - 1):+.1f}, {100 * (result.ratio_high - 1):+.1f}]"
         return text
 
+    ran = [r for r in results if r.verdict != "skipped"]
     frame = pd.DataFrame([{
         "layer": r.name or r.descriptor,
         "kernel": f"{r.algo}/{r.backend}",
@@ -519,14 +524,24 @@ def render(results, markdown=False):
         "base_ms": ms(r.base_s), "new_ms": ms(r.new_s),
         "change [CI]": change(r),
         "verdict": r.verdict,
-        "note": (r.reason or "")[:70],
-    } for r in results])
-    if frame.empty:
-        return "(no cases)"
-    if markdown:
-        from .compare import markdown_table
-        return markdown_table(frame)
-    return frame.to_string(index=False)
+        "note": r.reason or "",
+    } for r in ran])
+    parts = []
+    if not frame.empty:
+        parts.append(markdown_table(frame) if markdown else text_table(frame))
+    skipped = {}
+    for r in results:
+        if r.verdict == "skipped":
+            # the part of the reason before "; this problem has ..." is the same for every layer
+            reason = (r.reason or "").split("; ")[0]
+            skipped.setdefault((f"{r.algo}/{r.backend}", reason), []).append(r.name or r.descriptor)
+    if skipped:
+        lines = [f"skipped, not run ({sum(map(len, skipped.values()))} cases):"]
+        for (kernel, reason), layers in skipped.items():
+            lines.append(f"{'- ' if markdown else '  '}{kernel} on {len(layers)} layer"
+                         f"{'s' if len(layers) > 1 else ''} ({', '.join(layers)}): {reason}")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) if parts else "(no cases)"
 
 
 def summarize(results, min_change):

@@ -57,6 +57,30 @@ def test_verdict_rules(ratio, low, high, expected):
     assert verdict(ratio, low, high, min_change=0.05) == expected
 
 
+# -- the table --------------------------------------------------------------------------------
+
+def test_table_lists_what_ran_and_groups_the_skipped_with_their_whole_reason():
+    ran = ab.CaseResult(descriptor="mb1ic8ih8oc8oh8kh3ph1", name="a", algo="winograd", backend="cpu",
+                        same_source=False, identical_output=True, base_s=1e-3, new_s=0.9e-3,
+                        ratio=0.9, ratio_low=0.85, ratio_high=0.95, verdict="faster")
+    reason = ("Winograd F(2x2,3x3) needs a 3x3 filter, stride 1 and no dilation; this problem has "
+              "a {0}x{0} filter")
+    skipped = [ab.CaseResult(descriptor=f"mb1ic8ih8oc8oh8kh{r}", name=f"k{r}", algo="winograd",
+                             backend="cpu", same_source=False, status="SKIPPED",
+                             reason=reason.format(r), verdict="skipped") for r in (5, 7)]
+    for markdown in (False, True):
+        text = ab.render([skipped[0], ran, skipped[1]], markdown=markdown)
+        table, rest = text.split("\n\n")
+        assert "faster" in table and "-10.0% [-15.0, -5.0]" in table
+        assert "k5" not in table and "k7" not in table
+        assert "skipped, not run (2 cases)" in rest
+        # one line for both layers, the reason not cut short
+        assert "winograd/cpu on 2 layers (k5, k7): Winograd F(2x2,3x3) needs a 3x3 filter, " \
+               "stride 1 and no dilation" in rest
+        assert all(line == line.rstrip() for line in text.splitlines())
+    assert ab.render([]) == "(no cases)"
+
+
 # -- source trees -------------------------------------------------------------------------------
 
 def _git(repo, *args):
