@@ -79,10 +79,37 @@ def summary_table(path):
         rel_l2=frame["rel_l2"].astype(float),
         workspace=frame["workspace_bytes"].map(lambda b: format_bytes(b) if b == b and b is not None
                                                 else ""),
-        note=frame["reason"].fillna("").str.slice(0, 60),
+        note=frame["reason"].fillna("").map(_short_note),
     )[["layer", "kernel", "status", "time_ms", "spread_pct", "gflops", "pct_sgemm", "rel_l2",
        "workspace", "note"]]
     return text_table(table)
+
+
+def _short_note(reason, width=60):
+    """A reason cut for a table cell: its first clause (before "; "), and that cut to ``width``
+    characters with an ellipsis. The whole reason is in the results file, and a run prints the
+    reasons of the cases that did not pass in full after its table."""
+    text = reason.split("; ")[0]
+    return text if len(text) <= width else text[:width - 1].rstrip() + "\u2026"
+
+
+BROKEN = ("FAILED", "CRASHED", "TIMEOUT")
+
+
+def failures_text(path):
+    """The cases of a results file that failed, crashed or timed out, one line each with the
+    whole reason; empty when there are none."""
+    from .results import kernel_labels, load_results
+
+    frame = load_results(path)
+    broken = frame[frame["status"].isin(BROKEN)]
+    if broken.empty:
+        return ""
+    lines = [f"{len(broken)} case(s) did not pass:"]
+    for (_, row), kernel in zip(broken.iterrows(), kernel_labels(broken)):
+        lines.append(f"  {row['name'] or row['descriptor']}  {kernel}  {row['status']}: "
+                     f"{row['reason']}")
+    return "\n".join(lines)
 
 
 def _resume_options(args):
@@ -143,7 +170,10 @@ def cmd_run(args):
         print(f"report: {write_report([path], args.report)}")
     if args.compare_latest:
         compare_with_latest_committed(path)
-    return 0
+    failures = failures_text(path)
+    if failures:
+        print(f"\n{failures}")
+    return 1 if failures else 0
 
 
 def _print_drift(path):
@@ -188,7 +218,7 @@ def cmd_find(args):
         print(_find_text(group))
     print(f"\nresults: {path}")
     _print_drift(path)
-    broken = table[table["status"].isin(["FAILED", "CRASHED", "TIMEOUT"])]
+    broken = table[table["status"].isin(BROKEN)]
     if len(broken):
         print(f"{len(broken)} kernel(s) failed: " + ", ".join(broken["kernel"]))
     return 1 if len(broken) else 0

@@ -36,8 +36,29 @@ def run_bad(tmp_path, shapes, algos, timeout):
         [sys.executable, "-m", "convbench", "run", "--shapes", shapes, "--quick", "--out",
          str(tmp_path), "--algo", algos, "--case-timeout", str(timeout)],
         capture_output=True, text=True, timeout=900, env=env_with_bad_kernels())
-    assert proc.returncode == 0, proc.stderr
-    return load_results(results_in(tmp_path)[0])
+    # every sweep here has a broken kernel: the run finishes, then exits 1 naming each failure
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    frame = load_results(results_in(tmp_path)[0])
+    broken = frame[frame["status"].isin(["FAILED", "CRASHED", "TIMEOUT"])]
+    listing = proc.stdout.split(f"{len(broken)} case(s) did not pass:\n")[1].splitlines()
+    assert len(listing) == len(broken)
+    for line, row in zip(listing, broken.itertuples()):
+        assert line.endswith(f"{row.algo}/cpu  {row.status}: {row.reason}")   # reason in full
+    return frame
+
+
+def test_run_exits_1_on_a_failed_case_and_0_when_the_rest_passed_or_were_skipped(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "convbench", "run", "--shapes", 'mb1ic2ih6oc2kh3ph1n"tiny"',
+         "--check-only", "--out", str(tmp_path), "--algo", "direct,winograd,nan"],
+        capture_output=True, text=True, timeout=600, env=env_with_bad_kernels())
+    assert proc.returncode == 1 and "1 case(s) did not pass:" in proc.stdout
+    proc = subprocess.run(
+        [sys.executable, "-m", "convbench", "run", "--shapes", 'mb1ic2ih6oc2kh5n"tiny"',
+         "--check-only", "--out", str(tmp_path), "--algo", "direct,winograd"],
+        capture_output=True, text=True, timeout=600, env=env_with_bad_kernels())
+    assert proc.returncode == 0, proc.stdout + proc.stderr      # a SKIPPED case is not a failure
+    assert "did not pass" not in proc.stdout and "SKIPPED" in proc.stdout
 
 
 def test_broken_kernels_become_rows_and_the_sweep_goes_on(tmp_path):
