@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -154,10 +155,19 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m convbench.ceilings")
     parser.add_argument("--threads", type=int, required=True)
     args = parser.parse_args(argv)
-    from .machine import pin_threads
+    from .machine import THREAD_VARIABLES, pin_threads, thread_environment
 
+    wanted = thread_environment(args.threads)
+    if any(os.environ.get(name) != wanted[name] for name in THREAD_VARIABLES):
+        # numpy (imported above) has already started the BLAS's thread pool, one thread per core,
+        # and pinning moves only this thread, not the pool's: start again with the variables set
+        os.execve(sys.executable, [sys.executable, "-m", "convbench.ceilings",
+                                   "--threads", str(args.threads)], wanted)
     pin_threads(args.threads)
-    json.dump(measure_cpu(), sys.stdout)
+    found = measure_cpu()
+    found["cpus"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    found["variables"] = {name: os.environ[name] for name in THREAD_VARIABLES}
+    json.dump(found, sys.stdout)
     return 0
 
 

@@ -1,6 +1,7 @@
 """`run --threads`: CPU cases pinned to a thread count, recorded per row and kept apart downstream."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -64,6 +65,18 @@ def test_each_count_is_a_case_pinned_to_that_many_cores(tmp_path):
             {name: str(count) for name in THREAD_VARIABLES}
 
 
+def test_ceilings_at_a_count_set_the_thread_variables_themselves():
+    """Run by hand without the variables, the BLAS would start a pool for every core and then be
+    squeezed onto the pinned ones: the module starts itself again with the variables set."""
+    env = {name: value for name, value in os.environ.items()
+           if name not in THREAD_VARIABLES}
+    done = subprocess.run([sys.executable, "-m", "convbench.ceilings", "--threads", "1"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert found["cpus"] == 1 and found["variables"] == {name: "1" for name in THREAD_VARIABLES}
+
+
 @TWO_CORES
 def test_a_timed_pinned_row_takes_its_fraction_of_its_own_counts_ceiling(tmp_path):
     path = sweep(smoke_problem(), [get_kernel("direct", "cpu")],
@@ -71,6 +84,7 @@ def test_a_timed_pinned_row_takes_its_fraction_of_its_own_counts_ceiling(tmp_pat
     document = read_document(path)
     one = document["ceilings"]["cpu@1t"]
     assert one["threads"] == 1 and one["sgemm_gflops"] > 0
+    assert one["cpus"] == 1 and one["variables"] == {name: "1" for name in THREAD_VARIABLES}
     row = document["rows"][0]
     assert row["sgemm_fraction"] == pytest.approx(row["gflops"] / one["sgemm_gflops"])
     import pyperf
