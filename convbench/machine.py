@@ -83,13 +83,22 @@ def pin_threads(threads) -> None:
     """Keep this process (and the processes it starts) to the first ``threads`` CPUs it may use.
 
     The thread variables must be set before numba or the BLAS load; this makes the cores match, so
-    one thread per core and no thread migrates to a core the run was not meant to use.
+    one thread per core and no thread migrates to a core the run was not meant to use. The
+    affinity call moves one thread, so every thread the process already has is moved (OpenBLAS
+    starts its workers when numpy loads, before any code here runs); threads started later, and
+    child processes, inherit the mask.
     """
     if hasattr(os, "sched_setaffinity"):
         allowed = sorted(os.sched_getaffinity(0))
         if threads > len(allowed):
             raise ValueError(f"cannot pin to {threads} CPUs: this process may use {len(allowed)}")
-        os.sched_setaffinity(0, allowed[:threads])
+        cpus = allowed[:threads]
+        tasks = Path("/proc/self/task")
+        for tid in sorted(int(t.name) for t in tasks.iterdir()) if tasks.is_dir() else [0]:
+            try:
+                os.sched_setaffinity(tid, cpus)
+            except ProcessLookupError:      # a thread that ended in the meantime
+                pass
 
 
 def total_memory_bytes() -> int:

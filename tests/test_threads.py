@@ -65,6 +65,19 @@ def test_each_count_is_a_case_pinned_to_that_many_cores(tmp_path):
             {name: str(count) for name in THREAD_VARIABLES}
 
 
+@TWO_CORES
+def test_pinning_moves_the_threads_the_blas_started_at_import():
+    script = ("import numpy, os, pathlib; from convbench.machine import pin_threads; "
+              "pin_threads(1); print([len(os.sched_getaffinity(int(t.name))) "
+              "for t in pathlib.Path('/proc/self/task').iterdir()])")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ, OPENBLAS_NUM_THREADS="2"))
+    assert done.returncode == 0, done.stderr
+    per_thread = json.loads(done.stdout)
+    assert len(per_thread) >= 2          # OpenBLAS's worker exists before the pinning
+    assert set(per_thread) == {1}
+
+
 def test_ceilings_at_a_count_set_the_thread_variables_themselves():
     """Run by hand without the variables, the BLAS would start a pool for every core and then be
     squeezed onto the pinned ones: the module starts itself again with the variables set."""
