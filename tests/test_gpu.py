@@ -165,3 +165,14 @@ def test_gpu_kernels_are_registered_for_every_algorithm():
     assert {spec.algo for spec in GPU_SPECS.values()} >= ours_on_cpu   # each one on the GPU too
     for spec in GPU_SPECS.values():
         assert "gpu" in spec.requires and "cupy" in spec.requires
+
+
+def test_gpu_im2col_skips_a_column_matrix_with_more_rows_than_a_grid_has_blocks(device,
+                                                                                 monkeypatch):
+    kernel, problem = supported_case(device, "im2col/gpu", "mb2ic4ih8oc4oh8kh3ph1")
+    import kernels.gpu.im2col as module
+    rows = problem.n * problem.c * problem.r * problem.s      # one block per row
+    monkeypatch.setattr(module, "GRID_X_LIMIT", rows)
+    assert kernel.supports(problem) is None
+    monkeypatch.setattr(module, "GRID_X_LIMIT", rows - 1)
+    assert f"has {rows} rows (one CUDA block each" in kernel.supports(problem)

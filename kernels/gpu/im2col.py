@@ -16,27 +16,35 @@ import os
 import cupy
 
 from ..common import pipeline
-from ._common import blocks_for, free_memory_reason, problem_bytes, raw_kernel, THREADS
+from ._common import free_memory_reason, problem_bytes, raw_kernel, THREADS
 
 SOURCE = r"""
 extern "C" __global__ void im2col(const float* __restrict__ x, float* __restrict__ col,
-    long long total, int C, int H, int W, int R, int S, int P, int Q,
+    int C, int H, int W, int R, int S, int P, int Q,
     int sh, int sw, int ph, int pw, int dh, int dw)
 {
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
-         i += (long long)gridDim.x * blockDim.x) {
-        const int q = i % Q;
-        long long t = i / Q;
-        const int p = t % P; t /= P;
-        const int s = t % S; t /= S;
-        const int r = t % R; t /= R;
-        const int c = t % C;
-        const long long n = t / C;
-        const int iy = p * sh + r * dh - ph, ix = q * sw + s * dw - pw;
-        col[i] = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? x[((n * C + c) * H + iy) * W + ix] : 0.f;
+    // One block per row of the column matrix, row = ((n*C + c)*R + r)*S + s, its threads striding
+    // along the row's P*Q output pixels: the row's indices are split once per thread and each
+    // element costs one division (pixel -> p, q), where splitting a flat element index would cost
+    // six, in 64 bits. Writes are coalesced along the row, reads along an input row.
+    const int row = blockIdx.x;
+    const int s = row % S;
+    const int r = (row / S) % R;
+    const long long plane = row / (R * S);            // n*C + c
+    const float* __restrict__ image = x + plane * H * W;
+    const int pixels = P * Q;
+    float* __restrict__ out = col + (long long)row * pixels;
+    const int y0 = r * dh - ph, x0 = s * dw - pw;
+    for (int i = threadIdx.x; i < pixels; i += blockDim.x) {
+        const int p = i / Q, q = i - p * Q;
+        const int iy = p * sh + y0, ix = q * sw + x0;
+        out[i] = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? image[iy * W + ix] : 0.f;
     }
 }
 """
+
+
+GRID_X_LIMIT = 2 ** 31 - 1   # blocks along a grid's x dimension
 
 
 def tf32_reason():
@@ -47,6 +55,10 @@ def tf32_reason():
 
 class Im2colGemmGPU:
     def supports(self, problem):
+        rows = problem.n * problem.c * problem.r * problem.s
+        if rows > GRID_X_LIMIT or problem.h * problem.w >= 2 ** 31:
+            return (f"the column matrix has {rows} rows (one CUDA block each, at most "
+                    f"{GRID_X_LIMIT}) or an image plane over 2^31 elements")
         return tf32_reason() or free_memory_reason(problem_bytes(problem)
                                                     + self.workspace_bytes(problem))
 
@@ -62,14 +74,15 @@ class Im2colGemmGPU:
         weights = cupy.asarray(w, dtype=cupy.float32).reshape(groups, problem.k // groups, rows)
         weights = cupy.ascontiguousarray(cupy.broadcast_to(weights, (problem.n,) + weights.shape))
         col = cupy.empty((problem.n, groups, rows, pixels), dtype=cupy.float32)
-        total = col.size
         kernel = raw_kernel(SOURCE, "im2col")
-        args = (cupy.int64(total),) + tuple(cupy.int32(v) for v in (
+        args = tuple(cupy.int32(v) for v in (
             problem.c, problem.h, problem.w, problem.r, problem.s, problem.p, problem.q,
             *problem.stride, *problem.padding, *problem.dilation))
+        blocks = (problem.n * groups * rows,)            # one per row of the column matrix
+        threads = (min(THREADS, 32 * -(-pixels // 32)),)  # whole warps, no more than a row needs
 
         def lower(x):
-            kernel((blocks_for(total),), (THREADS,), (x, col, *args))
+            kernel(blocks, threads, (x, col, *args))
 
         def multiply(x):
             return cupy.matmul(weights, col).reshape(problem.output_shape)
