@@ -13,7 +13,7 @@ from .memory import format_bytes, parse_bytes
 from .registry import all_kernels, select, usable_backends
 from .results import ResultsError, export_csv, results_files
 from .runner import DEFAULT_CASE_TIMEOUT, DEFAULT_RESULTS_DIR, SweepOptions, sweep
-from .shapes import load_shapes, shape_sets
+from .shapes import load_shapes, match_problems, shape_sets
 from .timing import MODES
 
 EXIT_USAGE = 2
@@ -125,11 +125,13 @@ def _resume_options(args):
     budget = stored.get("memory_budget")
     args.memory_budget = str(budget) if budget else None
     args.threads = ",".join(map(str, stored.get("threads") or [])) or None
+    args.match = stored.get("match")
 
 
 def _selection(shape_texts, args):
     """The problems, backends, kernels and memory budget a command line names (ValueError if bad)."""
     problems = [problem for text in shape_texts for problem in load_shapes(text, mb=args.mb)]
+    problems = match_problems(problems, args.match, source=" ".join(shape_texts))
     backends_ = _names(args.backend) or usable_backends()
     kernels = select(_names(args.algo), backends_)
     budget = parse_bytes(args.memory_budget) if args.memory_budget else None
@@ -149,7 +151,7 @@ def cmd_run(args):
     options = SweepOptions(shapes=args.shapes, algos=_names(args.algo), backends=backends_,
                            mb=args.mb, mode=mode, seed=args.seed, memory_budget=budget,
                            case_timeout=args.case_timeout, check_only=args.check_only,
-                           threads=args.thread_counts)
+                           threads=args.thread_counts, match=args.match)
     print(f"convbench: {len(problems)} problems x {len(kernels)} kernels, mode {mode}"
           + (f", CPU threads {args.threads}" if args.thread_counts else ""), file=sys.stderr)
     started = {}
@@ -197,7 +199,7 @@ def cmd_find(args):
     options = SweepOptions(shapes=" ".join(args.problems), algos=_names(args.algo),
                            backends=backends_, mb=args.mb, mode=mode, seed=args.seed,
                            memory_budget=budget, case_timeout=args.case_timeout,
-                           threads=args.thread_counts)
+                           threads=args.thread_counts, match=args.match)
     print(f"convbench find: {len(problems)} problems x {len(kernels)} kernels, mode {mode}"
           + (f", CPU threads {args.threads}" if args.thread_counts else ""), file=sys.stderr)
     started = {}
@@ -316,7 +318,9 @@ def cmd_ab(args):
             stored = previous["options"]
             args.shapes, args.mb = stored["shapes"], stored["mb"]
             args.algo, args.backend = stored["algo"], ",".join(stored["backends"])
-        problems = load_shapes(args.shapes, mb=args.mb)
+            args.match = stored.get("match")
+        problems = match_problems(load_shapes(args.shapes, mb=args.mb), args.match,
+                                  source=args.shapes)
         backends_ = _names(args.backend) or usable_backends()
         kernels = select(_names(args.algo), backends_)
         if not args.algo:  # peers are not ours to change; name them with --algo to time them
@@ -336,7 +340,8 @@ def cmd_ab(args):
         return EXIT_USAGE
     out = args.resume or args.out or (DEFAULT_RESULTS_DIR / machine_id() / "ab" /
                                       f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json")
-    options = {"shapes": args.shapes, "mb": args.mb, "algo": args.algo, "backends": backends_}
+    options = {"shapes": args.shapes, "mb": args.mb, "algo": args.algo, "backends": backends_,
+               "match": args.match}
     print(f"convbench ab: base = {trees['base'].label}, new = {trees['new'].label}; "
           f"{len(problems)} problems x {len(kernels)} kernels, {settings.processes} process pairs "
           f"x {settings.rounds} rounds per case", file=sys.stderr)
@@ -440,6 +445,12 @@ def compare_with_latest_committed(path):
     return 1 if len(regressions(frame)) else 0
 
 
+def _match_argument(parser):
+    parser.add_argument("--match", metavar="REGEX",
+                        help="only the problems whose name or descriptor this regular expression "
+                             "finds (re.search), e.g. 'res[34]a' or 'kh3ph1'")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="convbench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -448,6 +459,7 @@ def build_parser():
     run.add_argument("--shapes", default="default",
                      help=f"a shipped set ({', '.join(shape_sets())}), a file of descriptors or "
                           f"one descriptor")
+    _match_argument(run)
     run.add_argument("--algo", help="comma-separated algorithms (default: all)")
     run.add_argument("--backend", help="comma-separated backends: cpu, gpu (default: those with a "
                                        "kernel usable here)")
@@ -484,6 +496,7 @@ def build_parser():
     find.add_argument("problems", nargs="+", metavar="PROBLEM",
                       help="a descriptor such as mb1ic64ih56oc64oh56kh3ph1, a shipped set or a "
                            "file of descriptors")
+    _match_argument(find)
     find.add_argument("--algo", help="comma-separated algorithms (default: all, peers included)")
     find.add_argument("--backend", help="comma-separated backends (default: those usable here)")
     find.add_argument("--mb", type=int, help="rescale every problem to this batch size")
@@ -534,6 +547,7 @@ def build_parser():
     ab.add_argument("--shapes", default="default",
                     help=f"a shipped set ({', '.join(shape_sets())}), a file of descriptors or "
                          f"one descriptor")
+    _match_argument(ab)
     ab.add_argument("--algo", help="comma-separated algorithms (default: all but the peers)")
     ab.add_argument("--backend", help="comma-separated backends (default: those usable here)")
     ab.add_argument("--mb", type=int, help="rescale every problem to this batch size")

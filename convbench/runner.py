@@ -49,12 +49,13 @@ class SweepOptions:
     case_timeout: float = DEFAULT_CASE_TIMEOUT
     check_only: bool = False
     threads: list | None = None   # CPU cases run once per count, pinned to that many cores
+    match: str | None = None      # the regular expression that chose the set's problems, if any
 
     def as_dict(self):
         return {"shapes": self.shapes, "algos": self.algos, "backends": self.backends, "mb": self.mb,
                 "mode": self.mode, "seed": self.seed, "memory_budget": self.memory_budget,
                 "case_timeout": self.case_timeout, "check_only": self.check_only,
-                "threads": self.threads}
+                "threads": self.threads, "match": self.match}
 
     def thread_counts(self, kernel):
         """The thread counts ``kernel`` runs at: each of ``threads`` on the CPU, else once with

@@ -288,9 +288,10 @@ def test_changed_only_with_nothing_changed_says_so(tmp_path):
     tree = _kernel_tree(tmp_path, "same")
     proc = subprocess.run([sys.executable, "-m", "convbench", "ab", "--base", str(tree.path),
                            "--new", ".", "--shapes", "smoke", "--algo", "direct", "--changed-only",
-                           "--out", str(tmp_path / "ab.json")],
+                           "--match", "odd|groups", "--out", str(tmp_path / "ab.json")],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+    assert "2 problems x 1 kernels" in proc.stderr   # --match chose two of smoke's four
     assert "no selected kernel's source differs" in proc.stdout
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from convbench.shapes import load_shapes, parse_lines, shape_sets
+from convbench.shapes import load_shapes, match_problems, parse_lines, shape_sets
 
 SHIPPED = ["alexnet", "deepbench", "default", "googlenet", "gpu32", "lenet5", "resnet50", "smoke",
            "vgg16"]
@@ -93,3 +93,23 @@ def test_bad_descriptor_names_its_fault_and_the_sets():
     with pytest.raises(ValueError) as info:     # a mistyped set name is not read as a descriptor
         load_shapes("resnet5O")
     assert "unknown shape set 'resnet5O'" in str(info.value)
+
+
+def test_match_keeps_the_problems_whose_name_or_descriptor_it_finds_in_set_order():
+    resnet = load_shapes("resnet50")
+    chosen = match_problems(resnet, "res[34]a_branch2b")
+    assert [p.name for p in chosen] == ["resnet50:res3a_branch2b", "resnet50:res4a_branch2b"]
+    by_descriptor = match_problems(resnet, "kh3ph1")     # every padded 3x3 layer, none other
+    assert by_descriptor and all(p.r == p.s == 3 and p.padding == (1, 1) for p in by_descriptor)
+    assert len(by_descriptor) == sum(p.r == 3 for p in resnet)
+    assert match_problems(resnet, None) == resnet and match_problems(resnet, "") == resnet
+
+
+def test_match_names_a_bad_expression_and_a_pattern_that_selects_nothing():
+    with pytest.raises(ValueError, match=r"--match 'res\[34' is not a valid regular expression"):
+        match_problems(load_shapes("resnet50"), "res[34")
+    with pytest.raises(ValueError) as info:
+        match_problems(load_shapes("smoke"), "conv9", source="smoke")
+    message = str(info.value)
+    assert "--match 'conv9' matches no problem of smoke" in message
+    assert "smoke:3x3_odd" in message and "smoke:5x5" in message   # what there is to choose from

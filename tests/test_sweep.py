@@ -1,5 +1,6 @@
 """The sweep end to end, in child processes, on the tiny `smoke` set."""
 
+import json
 import re
 import subprocess
 import sys
@@ -86,6 +87,8 @@ def test_pyperf_json_beside_results_is_readable_by_pyperf(smoke_run):
     (["--algo", "magic"], "unknown algorithm 'magic'; valid: "),
     (["--backend", "tpu"], "unknown backend 'tpu'; valid: cpu"),
     (["--memory-budget", "lots"], "cannot read memory size 'lots'"),
+    (["--shapes", "smoke", "--match", "(3x3"], "--match '(3x3' is not a valid regular expression"),
+    (["--shapes", "smoke", "--match", "7x7"], "--match '7x7' matches no problem of smoke"),
 ])
 def test_bad_names_exit_2_listing_valid_ones(tmp_path, args, message):
     proc = run_cli("run", "--out", str(tmp_path), *args)
@@ -180,3 +183,20 @@ def test_find_refuses_a_bad_descriptor_before_running_anything(tmp_path):
     proc = run_cli("find", "mb1ic3ih10oc4kh3zz1", "--out", str(tmp_path))
     assert proc.returncode == 2
     assert "unknown key 'zz'" in proc.stderr and not any(tmp_path.iterdir())
+
+
+def test_match_runs_only_the_chosen_problems_and_resume_keeps_the_choice(tmp_path):
+    proc = run_cli("run", "--shapes", "smoke", "--match", "stride2|5x5", "--algo", "direct",
+                   "--check-only", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    path, = only_results(tmp_path)
+    document = read_document(path)
+    assert document["options"]["match"] == "stride2|5x5"
+    assert [row["name"] for row in document["rows"]] == ["smoke:3x3_stride2", "smoke:5x5"]
+
+    document["rows"], document["complete"] = document["rows"][:1], False   # as if interrupted
+    path.write_text(json.dumps(document))
+    proc = run_cli("run", "--resume", str(path))
+    assert proc.returncode == 0, proc.stderr
+    assert [row["name"] for row in read_document(path)["rows"]] == ["smoke:3x3_stride2",
+                                                                    "smoke:5x5"]

@@ -74,6 +74,32 @@ def load_shapes(name_or_path, mb=None):
     return problems
 
 
+def match_problems(problems, pattern, source="the shapes"):
+    """The problems whose name or canonical descriptor ``pattern`` (a Python regular expression)
+    finds a match in, in their order; all of them when ``pattern`` is empty or None.
+
+    Raises
+    ------
+    ValueError
+        ``pattern`` is not a valid regular expression, or no problem of ``source`` matches it (the
+        message lists a few names to choose from).
+    """
+    if not pattern:
+        return list(problems)
+    try:
+        regex = re.compile(pattern)
+    except re.error as error:
+        raise ValueError(f"--match {pattern!r} is not a valid regular expression: {error}") from None
+    chosen = [problem for problem in problems
+              if regex.search(problem.name or "") or regex.search(problem.descriptor)]
+    if not chosen:
+        names = [problem.name or problem.descriptor for problem in problems]
+        shown = ", ".join(names[:6]) + (f", ... ({len(names)} in all)" if len(names) > 6 else "")
+        raise ValueError(f"--match {pattern!r} matches no problem of {source} (by name or "
+                         f"descriptor): {shown}")
+    return chosen
+
+
 def _single_descriptor(text, unknown):
     """``text`` read as one descriptor; where it is not one either, the error says both things.
 
