@@ -1,5 +1,10 @@
 """Every CPU kernel in the registry against the float64 reference."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -75,6 +80,28 @@ def test_edge_cases(kernel, descriptor):
             kernel.prepare(problem, make_inputs(problem)[1])
     else:
         check_against_reference(kernel, problem)
+
+
+BOUNDS_SCRIPT = """
+from convbench import ConvProblem
+from tests.test_kernels import EDGE_CASES, KERNELS, check_against_reference, random_problems
+problems = [ConvProblem.parse(text) for text in EDGE_CASES] + random_problems(30, seed=11)
+for kernel in KERNELS:
+    for problem in problems:
+        if kernel.supports(problem) is None:
+            check_against_reference(kernel, problem)
+"""
+
+
+@pytest.mark.sweep
+def test_no_kernel_indexes_past_an_array(tmp_path):
+    """numba checks no index, so a loop that runs past an array reads garbage or crashes only
+    sometimes. With NUMBA_BOUNDSCHECK=1 (compiled into a cache of its own) such an index raises:
+    every CPU kernel runs the edge cases and random problems that way, in a child process."""
+    env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-c", BOUNDS_SCRIPT], cwd=Path(__file__).parent.parent,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
 
 
 @pytest.mark.parametrize("kernel", KERNELS, ids=IDS)

@@ -38,6 +38,7 @@ from ._common import load_streams, stream_shape
 K_BLOCK = 8          # output channels per task: two passes of K_UNROLL
 K_UNROLL = 4         # output channels per pass (the loop of _add_taps)
 TAPS = 3             # filter taps per pass
+VECTOR = 32          # values per step of _add_taps's vectorized loop (16 lanes, two at once)
 FLAT_TARGET = 512    # about how many accumulator elements a unit-stride pass covers
 
 
@@ -127,6 +128,7 @@ def _direct(planes, w, taps, out, groups, rows_per_block):
     k_blocks = (k_per_group + K_BLOCK - 1) // K_BLOCK
     p_blocks = (p_size + rows_per_block - 1) // rows_per_block
     flat = planes.reshape(n_images, channels, sh, sw, plane_h * plane_w)
+    max_offset = taps[:, 3].max()
     for task in prange(n_images * groups * k_blocks * p_blocks):
         pb = task % p_blocks
         rest = task // p_blocks
@@ -141,7 +143,15 @@ def _direct(planes, w, taps, out, groups, rows_per_block):
         k_count = min(K_BLOCK, (g + 1) * k_per_group - k0)
         first_channel = g * (channels // groups)
         start = p0 * plane_w
-        acc = np.zeros((K_BLOCK, rows_per_block * plane_w), dtype=np.float32)
+        # A run a few values short of a whole step of the vectorized loop is rounded up to it
+        # (the extra values are computed and dropped), since the loop's remainder runs in
+        # narrower steps: on the 14x14 layers (222 values -> 224) res4a_branch2b and conv5_1
+        # were 8.5 and 9 % faster at one thread. Rounding every run up (by 23 values on the
+        # 7x7 stem) measured 4-5 % slower there. The no-copy path has no spare rows: the min.
+        rounded = -(-length // VECTOR) * VECTOR
+        if rounded - length <= VECTOR // 4:
+            length = min(rounded, plane_h * plane_w - start - max_offset)
+        acc = np.zeros((K_BLOCK, rows_per_block * plane_w + VECTOR // 4), dtype=np.float32)
         for t in range(0, taps.shape[0], TAPS):
             x0 = _run(flat, n, first_channel, taps[t], start, length)
             x1 = _run(flat, n, first_channel, taps[t + 1], start, length)
@@ -163,10 +173,16 @@ class DirectCPU:
     def _copies_input(problem):
         return problem.stride != (1, 1) or problem.padding != (0, 0)
 
+    @staticmethod
+    def _plane_shape(problem):
+        """The input planes, with spare zero rows for a last run rounded up (see _direct)."""
+        shape = stream_shape(problem, *problem.stride)
+        return stream_shape(problem, *problem.stride, rows=shape[4] - (-(VECTOR // 4) // shape[5]))
+
     def workspace_bytes(self, problem):
         if not self._copies_input(problem):
             return 0
-        return 4 * int(np.prod(stream_shape(problem, *problem.stride)))
+        return 4 * int(np.prod(self._plane_shape(problem)))
 
     def prepare(self, problem, w):
         shape = stream_shape(problem, *problem.stride)
@@ -178,7 +194,7 @@ class DirectCPU:
         (ph, pw) = problem.padding
 
         if self._copies_input(problem):
-            planes = np.zeros(shape, dtype=np.float32)
+            planes = np.zeros(self._plane_shape(problem), dtype=np.float32)
 
             def run(x):
                 load_streams(x, planes, ph, pw)
