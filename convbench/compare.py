@@ -242,10 +242,27 @@ def render(frame, markdown=False):
 
 
 def text_table(table):
-    """A DataFrame as aligned text (numbers to 4 significant digits, NaN blank), without the
-    padding pandas leaves after the last column."""
-    text = table.to_string(index=False, na_rep="", float_format=lambda v: f"{v:.4g}")
-    return "\n".join(line.rstrip() for line in text.splitlines())
+    """A DataFrame as aligned text: numbers to 4 significant digits and right-aligned, text
+    left-aligned (pandas right-aligns both, which pushes a short note far from its row), NaN
+    blank, no trailing blanks."""
+    import pandas as pd
+
+    columns = []
+    for name in table.columns:
+        values = table[name]
+        numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+        cells = [str(name)] + [_text_cell(value) for value in values]
+        width = max(len(cell) for cell in cells)
+        columns.append([cell.rjust(width) if numeric else cell.ljust(width) for cell in cells])
+    return "\n".join("  ".join(row).rstrip() for row in zip(*columns))
+
+
+def _text_cell(value):
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
 
 
 def markdown_table(table):
@@ -257,8 +274,4 @@ def markdown_table(table):
 
 
 def _cell(value):
-    if value is None or (isinstance(value, float) and value != value):
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value).replace("|", "\\|")
+    return _text_cell(value).replace("|", "\\|")

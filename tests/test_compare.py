@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from convbench.compare import (Thresholds, compare_frames, history_spreads, regressions, render,
-                               timing_verdict)
+                               text_table, timing_verdict)
 from convbench.results import load_results
 
 DATA = Path(__file__).parent / "data"
@@ -247,3 +247,17 @@ def test_cli_refuses_one_file_or_too_few_runs(tmp_path):
     assert one.returncode == 2 and "name both results files" in one.stderr
     none = cli("--root", tmp_path)
     assert none.returncode == 2 and "there are 0 runs of this machine" in none.stderr
+
+
+def test_text_table_aligns_numbers_right_and_text_left_without_trailing_blanks():
+    import pandas as pd
+
+    table = pd.DataFrame({"kernel": ["direct/cpu", "winograd/cpu"], "time_ms": [12.5, float("nan")],
+                          "note": ["", "needs a 3x3 filter"]})
+    lines = text_table(table).splitlines()
+    assert lines[0].split() == ["kernel", "time_ms", "note"]
+    assert lines[1].startswith("direct/cpu  ") and lines[1].endswith(" 12.5")  # blank note: no pad
+    assert lines[2].startswith("winograd/cpu") and lines[2].endswith("  needs a 3x3 filter")
+    note_column = lines[0].index("note")
+    assert lines[2].index("needs") == note_column          # text starts under its header
+    assert lines[1].index("12.5") + 4 == lines[0].index("time_ms") + 7   # numbers end under it
