@@ -238,6 +238,8 @@ def _find_text(group):
 
 
 def cmd_list(args):
+    if args.shapes:
+        return _list_problems(args)
     print("shape sets:")
     for name in shape_sets():
         print(f"  {name:12} {len(load_shapes(name)):4} problems")
@@ -249,6 +251,25 @@ def cmd_list(args):
         print(f"  {kernel.name:18} tol {kernel.spec.tolerance:<8.0e} {state}{peer}")
         if kernel.spec.summary:
             print(f"  {'':18} {kernel.spec.summary}")
+    return 0
+
+
+def _list_problems(args):
+    """``list SET...``: the problems a run of those sets (and ``--match``, ``--mb``) would time."""
+    import pandas as pd
+
+    try:
+        problems = _selection(args.shapes, args)[0]
+    except ValueError as error:
+        print(f"convbench list: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    table = pd.DataFrame({
+        "name": [problem.name for problem in problems],
+        "descriptor": [problem.descriptor for problem in problems],
+        "filter": [f"{problem.r}x{problem.s}" for problem in problems],
+        "GFLOP": [problem.flops / 1e9 for problem in problems]})
+    print(text_table(table))
+    print(f"\n{len(problems)} problems, {table['GFLOP'].sum():.4g} GFLOP in all (direct count)")
     return 0
 
 
@@ -514,8 +535,13 @@ def build_parser():
                       help="results root; the file goes under OUT/<machine-id>/find/")
     find.set_defaults(func=cmd_find)
 
-    lister = sub.add_parser("list", help="shape sets and kernels, and whether each runs here")
-    lister.set_defaults(func=cmd_list)
+    lister = sub.add_parser("list", help="shape sets and kernels, and whether each runs here; "
+                                         "with sets named, their problems")
+    lister.add_argument("shapes", nargs="*", metavar="SET",
+                        help="list the problems of these shapes (a set, a file or a descriptor)")
+    _match_argument(lister)
+    lister.add_argument("--mb", type=int, help="rescale every problem to this batch size")
+    lister.set_defaults(func=cmd_list, algo=None, backend=None, memory_budget=None, threads=None)
 
     compare = sub.add_parser("compare", help="compare two runs; exit 1 on a significant slowdown")
     compare.add_argument("base", type=Path, nargs="?",

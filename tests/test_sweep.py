@@ -103,6 +103,17 @@ def test_list_shows_sets_and_kernels():
         assert name in proc.stdout
 
 
+def test_list_with_a_set_prints_the_problems_a_run_would_time():
+    proc = run_cli("list", "resnet50", "--match", "res[34]a_branch2b", "--mb", "8")
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split() for line in proc.stdout.splitlines()[1:] if line.startswith("resnet50:")]
+    assert [row[0] for row in rows] == ["resnet50:res3a_branch2b", "resnet50:res4a_branch2b"]
+    assert all(row[1].startswith("mb8ic") and row[2] == "3x3" for row in rows)
+    assert "2 problems" in proc.stdout
+    proc = run_cli("list", "smoke", "--match", "7x7")
+    assert proc.returncode == 2 and "matches no problem of smoke" in proc.stderr
+
+
 def test_every_passed_row_reports_every_field(smoke_run):
     from convbench.results import ROW_FIELDS
     _, path = smoke_run
