@@ -455,11 +455,22 @@ def compare_with_latest_committed(path):
     history = load_results(*baselines)   # the latest of them is the base; all give the floor
     base = history[history["file"] == str(baselines[-1])]
     frame = compare_frames(base, load_results(path), history=history)
-    changed = frame[~frame["verdict"].isin(["same", "skipped"])]
+    quiet = ["same", "skipped"]
+    selection = ("shapes", "match", "mb", "algos", "backends", "threads")
+    base_options = read_document(baselines[-1])["options"]
+    new_options = read_document(path)["options"]
+    narrower = any(base_options.get(key) != new_options.get(key) for key in selection)
+    if narrower:   # a run of fewer problems or kernels: the rest is missing by choice
+        quiet.append("only in base")
+    changed = frame[~frame["verdict"].isin(quiet)]
     print(f"\ncompared with the latest committed run {baselines[-1]} "
           f"({len(baselines)} committed runs give the run-to-run floor):")
     if len(changed):
         print(render(changed))
+    missing = int((frame["verdict"] == "only in base").sum())
+    if narrower and missing:
+        print(f"({missing} cases of that run are not in this one, which selected other shapes, "
+              f"kernels or thread counts; not listed)")
     print(summarize(frame))
     print("verdict: REGRESSION" if len(regressions(frame)) else
           "verdict: no significant slowdown or new failure")

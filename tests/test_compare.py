@@ -1,5 +1,6 @@
 """compare on golden results files: A/A, a 25 % slowdown, an improvement, missing/new/failing cases."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -261,3 +262,30 @@ def test_text_table_aligns_numbers_right_and_text_left_without_trailing_blanks()
     note_column = lines[0].index("note")
     assert lines[2].index("needs") == note_column          # text starts under its header
     assert lines[1].index("12.5") + 4 == lines[0].index("time_ms") + 7   # numbers end under it
+
+
+@pytest.mark.parametrize("narrower", [False, True])
+def test_after_a_run_missing_cases_are_listed_unless_the_run_chose_fewer(tmp_path, capsys,
+                                                                          narrower):
+    """make bench compares a run with the latest committed one: a case gone from a run of the same
+    selection is listed, but a run of a narrower selection (--match, --algo) lists no baseline
+    case it did not choose, only how many there are."""
+    from convbench.__main__ import compare_with_latest_committed
+
+    machine = tmp_path / "test-machine-2c"
+    machine.mkdir()
+    base = json.loads((DATA / "compare_base.json").read_text())
+    (machine / "20260101T000000Z_base.json").write_text(json.dumps(base))
+    for command in (["init", "-q"], ["add", "."],
+                    ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base"]):
+        subprocess.run(["git", *command], cwd=tmp_path, check=True, capture_output=True)
+    new = dict(base, rows=[row for row in base["rows"] if row["name"] != "smoke:5x5"])
+    if narrower:
+        new["options"] = dict(base["options"], match="odd|stride2|groups")
+    path = machine / "20260102T000000Z_new.json"
+    path.write_text(json.dumps(new))
+    compare_with_latest_committed(path)
+    printed = capsys.readouterr().out
+    assert ("smoke:5x5" in printed) is not narrower
+    assert ("1 cases of that run are not in this one" in printed) is narrower
+    assert "1 only in base" in printed          # the summary counts it either way
