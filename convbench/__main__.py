@@ -440,8 +440,13 @@ def cmd_history(args):
     return 0
 
 
+SELECTION = ("shapes", "match", "mb", "algos", "backends", "threads")   # what a run chose to time
+
+
 def compare_with_latest_committed(path):
-    """After a sweep: compare with the newest committed run of this machine, print the verdict."""
+    """After a sweep: compare with the newest committed run of this machine that made the same
+    selection (shapes, --match, --mb, kernels, thread counts), else with the newest committed run;
+    print the verdict."""
     from .compare import compare_frames, regressions, render, summarize
     from .history import committed_results
     from .results import load_results, read_document
@@ -452,23 +457,27 @@ def compare_with_latest_committed(path):
     if not baselines:
         print(f"\nno committed baseline for machine {machine} under {root}: nothing to compare")
         return 0
-    history = load_results(*baselines)   # the latest of them is the base; all give the floor
-    base = history[history["file"] == str(baselines[-1])]
+    options = read_document(path)["options"]
+
+    def selection(document_options):
+        return [document_options.get(key) for key in SELECTION]
+
+    alike = [p for p in baselines if selection(read_document(p)["options"]) == selection(options)]
+    base_path = (alike or baselines)[-1]
+    history = load_results(*baselines)   # all give the run-to-run floor
+    base = history[history["file"] == str(base_path)]
     frame = compare_frames(base, load_results(path), history=history)
     quiet = ["same", "skipped"]
-    selection = ("shapes", "match", "mb", "algos", "backends", "threads")
-    base_options = read_document(baselines[-1])["options"]
-    new_options = read_document(path)["options"]
-    narrower = any(base_options.get(key) != new_options.get(key) for key in selection)
-    if narrower:   # a run of fewer problems or kernels: the rest is missing by choice
+    if not alike:   # the base chose other problems or kernels: what this run lacks, it did not choose
         quiet.append("only in base")
     changed = frame[~frame["verdict"].isin(quiet)]
-    print(f"\ncompared with the latest committed run {baselines[-1]} "
+    print(f"\ncompared with the latest committed run "
+          f"{'of the same selection' if alike else '(none made the same selection)'} {base_path} "
           f"({len(baselines)} committed runs give the run-to-run floor):")
     if len(changed):
         print(render(changed))
     missing = int((frame["verdict"] == "only in base").sum())
-    if narrower and missing:
+    if not alike and missing:
         print(f"({missing} cases of that run are not in this one, which selected other shapes, "
               f"kernels or thread counts; not listed)")
     print(summarize(frame))
@@ -519,8 +528,8 @@ def build_parser():
     run.add_argument("--report", type=Path, metavar="DIR",
                      help="write the report for this run into DIR when it finishes")
     run.add_argument("--compare-latest", action="store_true",
-                     help="compare with the latest committed results of this machine and print "
-                          "the verdict")
+                     help="compare with the latest committed run of this machine that made the "
+                          "same selection (else the latest) and print the verdict")
     run.set_defaults(func=cmd_run)
 
     find = sub.add_parser("find", help="every kernel on the given problems, fastest first "

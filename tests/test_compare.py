@@ -1,6 +1,7 @@
 """compare on golden results files: A/A, a 25 % slowdown, an improvement, missing/new/failing cases."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -264,6 +265,18 @@ def test_text_table_aligns_numbers_right_and_text_left_without_trailing_blanks()
     assert lines[1].index("12.5") + 4 == lines[0].index("time_ms") + 7   # numbers end under it
 
 
+def _committed_machine(tmp_path, runs):
+    """A git checkout holding ``runs`` ({file name: document}) committed under one machine."""
+    machine = tmp_path / "test-machine-2c"
+    machine.mkdir()
+    for name, document in runs.items():
+        (machine / name).write_text(json.dumps(document))
+    for command in (["init", "-q"], ["add", "."],
+                    ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "runs"]):
+        subprocess.run(["git", *command], cwd=tmp_path, check=True, capture_output=True)
+    return machine
+
+
 @pytest.mark.parametrize("narrower", [False, True])
 def test_after_a_run_missing_cases_are_listed_unless_the_run_chose_fewer(tmp_path, capsys,
                                                                           narrower):
@@ -272,13 +285,8 @@ def test_after_a_run_missing_cases_are_listed_unless_the_run_chose_fewer(tmp_pat
     case it did not choose, only how many there are."""
     from convbench.__main__ import compare_with_latest_committed
 
-    machine = tmp_path / "test-machine-2c"
-    machine.mkdir()
     base = json.loads((DATA / "compare_base.json").read_text())
-    (machine / "20260101T000000Z_base.json").write_text(json.dumps(base))
-    for command in (["init", "-q"], ["add", "."],
-                    ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base"]):
-        subprocess.run(["git", *command], cwd=tmp_path, check=True, capture_output=True)
+    machine = _committed_machine(tmp_path, {"20260101T000000Z_base.json": base})
     new = dict(base, rows=[row for row in base["rows"] if row["name"] != "smoke:5x5"])
     if narrower:
         new["options"] = dict(base["options"], match="odd|stride2|groups")
@@ -289,3 +297,29 @@ def test_after_a_run_missing_cases_are_listed_unless_the_run_chose_fewer(tmp_pat
     assert ("smoke:5x5" in printed) is not narrower
     assert ("1 cases of that run are not in this one" in printed) is narrower
     assert "1 only in base" in printed          # the summary counts it either way
+
+
+def test_after_a_run_the_base_is_the_latest_committed_run_of_the_same_selection(tmp_path, capsys):
+    """A later committed run of one kernel or other threads is not the base of a full sweep."""
+    from convbench.__main__ import compare_with_latest_committed
+
+    base = json.loads((DATA / "compare_base.json").read_text())
+    partial = dict(base, options=dict(base["options"], algos=["direct"], threads=[1, 2]))
+    machine = _committed_machine(tmp_path, {"20260101T000000Z_full.json": base,
+                                            "20260102T000000Z_partial.json": partial})
+    path = machine / "20260103T000000Z_new.json"
+    path.write_text(json.dumps(base))
+    def header():
+        return next(line for line in capsys.readouterr().out.splitlines()
+                    if line.startswith("compared with"))
+
+    compare_with_latest_committed(path)
+    line = header()
+    assert "of the same selection" in line
+    assert re.search(r"\S+\.json", line).group().endswith("_full.json")
+
+    path.write_text(json.dumps(dict(base, options=dict(base["options"], shapes="other"))))
+    compare_with_latest_committed(path)      # no run made that selection: the newest is the base
+    line = header()
+    assert "(none made the same selection)" in line
+    assert re.search(r"\S+\.json", line).group().endswith("_partial.json")
