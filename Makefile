@@ -60,7 +60,8 @@ clean:
 	rm -rf $(VENV) build *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
-# The latest two runs of this machine, with its other runs as history; or BASE_RUN=... NEW_RUN=...
+# This machine's latest run against the one before it of the same selection, its other runs as
+# history; or BASE_RUN=... NEW_RUN=...
 compare: $(SETUP)
 	$(PY) -m convbench compare $(BASE_RUN) $(NEW_RUN) $(COMPARE_ARGS)
 

@@ -287,7 +287,7 @@ def cmd_compare(args):
         print("convbench compare: name both results files, BASE and NEW, or neither (this "
               "machine's latest two runs)", file=sys.stderr)
         return EXIT_USAGE
-    if args.new is None:   # none named: this machine's latest two runs
+    if args.new is None:   # none named: this machine's latest run and the one before it
         from .machine import machine_id
         runs = results_files(args.root, machine_id())
         if len(runs) < 2:
@@ -295,9 +295,12 @@ def cmd_compare(args):
                   f"there are {len(runs)} runs of this machine, and two are needed",
                   file=sys.stderr)
             return EXIT_USAGE
-        args.base, args.new = runs[-2:]
+        args.new = runs[-1]
+        args.base, alike = latest_alike(runs[:-1], args.new)
         args.history = args.history or [str(args.root / machine_id())]
-        print(f"comparing this machine's latest two runs: {args.base.name} -> {args.new.name}")
+        print(f"comparing this machine's latest run with the one before it "
+              f"{'of the same selection' if alike else '(none made the same selection)'}: "
+              f"{args.base.name} -> {args.new.name}")
     base, new = load_results(args.base), load_results(args.new)
     thresholds = Thresholds(min_change=args.min_change, alpha=args.alpha,
                             noise_factor=args.noise_factor)
@@ -443,6 +446,20 @@ def cmd_history(args):
 SELECTION = ("shapes", "match", "mb", "algos", "backends", "threads")   # what a run chose to time
 
 
+def latest_alike(candidates, path):
+    """(base, alike): the last of ``candidates`` (results files, oldest first) that made the same
+    selection as the run in ``path`` and True, else the last of them and False."""
+    from .results import read_document
+
+    def selection(run):
+        options = read_document(run)["options"]
+        return [options.get(key) for key in SELECTION]
+
+    wanted = selection(path)
+    alike = [run for run in candidates if selection(run) == wanted]
+    return (alike[-1], True) if alike else (candidates[-1], False)
+
+
 def compare_with_latest_committed(path):
     """After a sweep: compare with the newest committed run of this machine that made the same
     selection (shapes, --match, --mb, kernels, thread counts), else with the newest committed run;
@@ -457,13 +474,7 @@ def compare_with_latest_committed(path):
     if not baselines:
         print(f"\nno committed baseline for machine {machine} under {root}: nothing to compare")
         return 0
-    options = read_document(path)["options"]
-
-    def selection(document_options):
-        return [document_options.get(key) for key in SELECTION]
-
-    alike = [p for p in baselines if selection(read_document(p)["options"]) == selection(options)]
-    base_path = (alike or baselines)[-1]
+    base_path, alike = latest_alike(baselines, path)
     history = load_results(*baselines)   # all give the run-to-run floor
     base = history[history["file"] == str(base_path)]
     frame = compare_frames(base, load_results(path), history=history)
@@ -566,7 +577,8 @@ def build_parser():
     compare = sub.add_parser("compare", help="compare two runs; exit 1 on a significant slowdown")
     compare.add_argument("base", type=Path, nargs="?",
                          help="results file of the base run (with NEW; neither: this machine's "
-                              "latest two runs, with its directory as history)")
+                              "latest run and the one before it of the same selection, with its "
+                              "directory as history)")
     compare.add_argument("new", type=Path, nargs="?", help="results file of the new run")
     compare.add_argument("--root", type=Path, default=DEFAULT_RESULTS_DIR,
                          help="results root searched when no files are named")

@@ -237,10 +237,16 @@ def test_cli_without_files_compares_this_machines_latest_two_runs(tmp_path):
                          ("20260102T000000Z_bbbb.json", "compare_base.json"),
                          ("20260103T000000Z_cccc.json", "compare_slower.json")):
         shutil.copy(DATA / golden, runs / name)
+    one_kernel = json.loads((DATA / "compare_base.json").read_text())   # another selection: not
+    one_kernel["options"]["algos"] = ["direct"]                          # a base for a full run
+    (runs / "20260102T120000Z_dddd.json").write_text(json.dumps(one_kernel))
     latest = cli("--root", tmp_path)
     assert latest.returncode == 1 and "verdict: REGRESSION" in latest.stdout   # base -> slower
     assert "20260102T000000Z_bbbb.json -> 20260103T000000Z_cccc.json" in latest.stdout
-    (runs / "20260103T000000Z_cccc.json").unlink()
+    (runs / "20260103T000000Z_cccc.json").unlink()   # the one-kernel run is the latest: none alike
+    assert "(none made the same selection): 20260102T000000Z_bbbb.json -> 20260102T120000Z_dddd" \
+        in cli("--root", tmp_path).stdout
+    (runs / "20260102T120000Z_dddd.json").unlink()
     assert "20260101T000000Z_aaaa.json -> 20260102T000000Z_bbbb.json" in cli("--root", tmp_path).stdout
 
 
