@@ -96,6 +96,20 @@ def _short_note(reason, width=60):
 BROKEN = ("FAILED", "CRASHED", "TIMEOUT")
 
 
+def status_counts(path):
+    """'96 cases: 70 PASSED, 26 SKIPPED': how the cases of a results file ended."""
+    from .results import read_document
+
+    rows = read_document(path)["rows"]
+    counts = {}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    order = ["PASSED", *BROKEN, "SKIPPED"]
+    statuses = order + sorted(set(counts) - set(order))
+    return f"{len(rows)} cases: " + ", ".join(f"{counts[status]} {status}"
+                                             for status in statuses if status in counts)
+
+
 def failures_text(path):
     """The cases of a results file that failed, crashed or timed out, one line each with the
     whole reason; empty when there are none."""
@@ -165,7 +179,8 @@ def cmd_run(args):
               f"with:\n  python -m convbench run --resume {where}", file=sys.stderr)
         return 130
     print(summary_table(path))
-    print(f"\nresults: {path}")
+    print(f"\n{status_counts(path)}")
+    print(f"results: {path}")
     _print_drift(path)
     if args.report:
         from .report import write_report

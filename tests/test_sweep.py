@@ -67,6 +67,9 @@ def test_smoke_sweep_prints_table_and_path(smoke_run):
     proc, path = smoke_run
     assert "smoke:3x3_odd" in proc.stdout and "PASSED" in proc.stdout
     assert str(path) in proc.stdout
+    statuses = load_results(path)["status"].value_counts()
+    assert f"{statuses.sum()} cases: {statuses['PASSED']} PASSED, {statuses['SKIPPED']} SKIPPED" \
+        in proc.stdout
     assert re.search(r"cpu SGEMM ceiling: \d+ GFLOP/s at the start, \d+ at the end", proc.stdout)
     total = len(load_shapes("smoke")) * len(select(None, ["cpu"]))
     assert re.search(rf"\[\s*{total}/{total}\] ", proc.stderr)  # one progress line per case
