@@ -203,7 +203,7 @@ def row_ceiling(ceilings, kernel, threads=None):
 def complete_row(row, found, problem, ceiling):
     for key in ("status", "reason", "rel_l2", "max_err", "median_s", "mad_s", "stdev_s", "values",
                 "samples_s", "process_medians_s", "loops", "prepare_s", "first_call_s",
-                "case_wall_s", "stages_s", "threads_seen"):
+                "case_wall_s", "stages_s", "threads_seen", "workspace_bytes"):
         if key in found:
             row[key] = found[key]
     if row["status"] == "PASSED" and row.get("median_s"):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from convbench import ConvProblem
 from convbench.__main__ import parse_threads
 from convbench.compare import compare_frames, render
 from convbench.machine import THREAD_VARIABLES, cpu_count
@@ -63,6 +64,18 @@ def test_each_count_is_a_case_pinned_to_that_many_cores(tmp_path):
         assert seen["cpus"] == count and seen["numba"] == count
         assert {name: seen["variables"].get(name) for name in THREAD_VARIABLES} == \
             {name: str(count) for name in THREAD_VARIABLES}
+
+
+@TWO_CORES
+def test_workspace_is_what_the_case_needs_at_its_own_thread_count(tmp_path):
+    """Winograd keeps one scratch per thread: a case pinned to one thread needs less than one at
+    two, although the sweep's own process (which ran neither) sees two."""
+    kernel = get_kernel("winograd", "cpu")
+    problem = ConvProblem.parse("mb1ic8ih20oc8oh20kh3ph1")
+    path = sweep([problem], [kernel], SweepOptions(threads=[1, 2], check_only=True),
+                 out_dir=tmp_path)
+    one, two = (row["workspace_bytes"] for row in read_document(path)["rows"])
+    assert one < two == kernel.workspace_bytes(problem)
 
 
 @TWO_CORES
