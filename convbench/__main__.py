@@ -1,10 +1,11 @@
-"""Command line: ``python -m convbench run | find | list | report | compare | ab | history |
-export``."""
+"""Command line: ``python -m convbench run | find | list | show | report | compare | ab | history
+| export``."""
 
 from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
 from pathlib import Path
 
@@ -285,6 +286,35 @@ def _list_problems(args):
         "GFLOP": [problem.flops / 1e9 for problem in problems]})
     print(text_table(table))
     print(f"\n{len(problems)} problems, {table['GFLOP'].sum():.4g} GFLOP in all (direct count)")
+    return 0
+
+
+def cmd_show(args):
+    """A results file's table, as ``run`` printed it at the end, with the run's options."""
+    from .results import read_document
+
+    paths = [args.results] if args.results else latest_results(args.root)
+    if not paths:
+        print(f"convbench show: no results file given and none under {args.root} for this "
+              f"machine", file=sys.stderr)
+        return EXIT_USAGE
+    path = paths[0]
+    document = read_document(path)
+    git, options = document.get("git") or {}, document["options"]
+    chosen = ", ".join(
+        f"{key} {','.join(map(str, value)) if isinstance(value, list) else value}"
+        for key, value in ((key, options.get(key)) for key in ("shapes", "match", "mb", "algos",
+                                                               "threads", "mode"))
+        if value not in (None, [], ""))
+    print(f"{path}\nmachine {document['machine'].get('machine_id')}, commit "
+          f"{git.get('commit', '?')[:10]}{' (dirty)' if git.get('dirty') else ''}, "
+          f"created {document.get('created')}; {chosen}"
+          f"{'' if document.get('complete') else '; INCOMPLETE (resume it with run --resume)'}\n")
+    print(summary_table(path))
+    print(f"\n{status_counts(path)}")
+    failures = failures_text(path)
+    if failures:
+        print(f"\n{failures}")
     return 0
 
 
@@ -665,6 +695,12 @@ def build_parser():
     history.add_argument("--out", type=Path, default=Path("report"), help="output directory")
     history.set_defaults(func=cmd_history)
 
+    show = sub.add_parser("show", help="print a results file's table (default: this machine's "
+                                       "latest run)")
+    show.add_argument("results", type=Path, nargs="?", help="a results file")
+    show.add_argument("--root", type=Path, default=DEFAULT_RESULTS_DIR)
+    show.set_defaults(func=cmd_show)
+
     export = sub.add_parser("export", help="write a results file's rows as CSV")
     export.add_argument("results", type=Path)
     export.add_argument("--csv", type=Path, help="output path (default: beside the results file)")
@@ -679,6 +715,9 @@ def main(argv=None):
     except ResultsError as error:  # a missing, corrupt or unknown-version results file
         print(f"convbench {args.command}: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:   # output piped into head or less, which quit: no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

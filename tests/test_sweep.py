@@ -75,6 +75,22 @@ def test_smoke_sweep_prints_table_and_path(smoke_run):
     assert re.search(rf"\[\s*{total}/{total}\] ", proc.stderr)  # one progress line per case
 
 
+def test_show_reprints_a_saved_runs_table(smoke_run, tmp_path):
+    run, path = smoke_run
+    proc = run_cli("show", str(path))
+    assert proc.returncode == 0, proc.stderr
+    def table(text):
+        return [line for line in text.splitlines() if line.startswith("smoke:")]
+
+    assert table(proc.stdout) == table(run.stdout)     # the table run printed at its end
+    assert "shapes smoke" in proc.stdout and "mode quick" in proc.stdout
+    assert re.search(r"\d+ cases: \d+ PASSED", proc.stdout)
+    missing = run_cli("show", str(tmp_path / "none.json"))
+    assert missing.returncode == 2 and "none.json" in missing.stderr
+    empty = run_cli("show", "--root", str(tmp_path))
+    assert empty.returncode == 2 and "no results file given" in empty.stderr
+
+
 def test_pyperf_json_beside_results_is_readable_by_pyperf(smoke_run):
     _, path = smoke_run
     pyperf_file = path.with_name(path.stem + ".pyperf.json")
