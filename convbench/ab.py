@@ -30,7 +30,9 @@ Verdict per case, with ``min_change`` (default 5 %) and the interval at level ``
 that fails validation, crashes or hangs where the other passes gives ``broken by new`` (a
 regression, like ``slower``) or ``fixed by new``; a kernel that one version does not have at all
 gives ``only in new`` / ``only in base``. Whether a case is supported is decided once, by the
-kernels of this checkout.
+kernels of this checkout. ``slower`` and ``broken by new`` are regressions (``convbench ab`` exits
+1), except ``slower`` on a kernel whose source is identical in both trees: that is the A/A control
+misfiring, which says how noisy the run was, not that anything got slower.
 
 Both versions' outputs on the validation input are hashed, and the table says whether they are
 identical bit for bit: what a change meant only to be faster should show.
@@ -414,7 +416,12 @@ def _finish(result, log_ratios, settings, started):
 
 
 def regressions(results):
-    return [r for r in results if r.verdict in ("slower", "broken by new")]
+    """The cases that make the comparison fail: ``broken by new``, and ``slower`` where the kernel's
+    source changed. A ``slower`` among the A/A controls is timing noise by construction (both
+    sides ran the same code under the same harness); :func:`summarize` reports it as the run's
+    noise instead of failing the run on it."""
+    return [r for r in results if r.verdict == "broken by new"
+            or (r.verdict == "slower" and r.same_source is not True)]
 
 
 def run_ab(problems, kernels, trees, settings, out=None, report=None, repo=PROJECT_ROOT,
@@ -561,4 +568,8 @@ def summarize(results, min_change):
         text += (f"\nA/A control ({len(controls)} cases with identical source): "
                  f"{len(wrong)} called slower or faster, largest change {100 * worst:.1f}%"
                  f" (min change {100 * min_change:.0f}%)")
+        if wrong:
+            text += ("\n  identical code cannot have changed speed: those calls are this run's "
+                     "noise, not regressions; changes of that size on changed kernels are within "
+                     "it (add --processes, or --threads 1)")
     return text

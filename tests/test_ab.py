@@ -81,6 +81,26 @@ def test_table_lists_what_ran_and_groups_the_skipped_with_their_whole_reason():
     assert ab.render([]) == "(no cases)"
 
 
+def test_a_slower_call_on_identical_source_is_noise_not_a_regression():
+    def case(algo, same_source, verdict, ratio):
+        interval = (ratio - 0.05, ratio + 0.05) if ratio else (None, None)
+        return ab.CaseResult(descriptor="mb1ic8ih8oc8oh8kh3ph1", name="a", algo=algo, backend="cpu",
+                             same_source=same_source, ratio=ratio, ratio_low=interval[0],
+                             ratio_high=interval[1], verdict=verdict)
+
+    control = case("im2col", True, "slower", 1.097)
+    changed = case("direct", False, "slower", 1.2)
+    unknown = case("fft", None, "slower", 1.2)   # source could not be compared: counts
+    broken = case("winograd", True, "broken by new", None)
+    assert ab.regressions([control]) == []
+    assert ab.regressions([control, changed, unknown, broken]) == [changed, unknown, broken]
+    text = ab.summarize([control, case("direct", False, "same", 1.0)], min_change=0.05)
+    assert "1 called slower or faster, largest change 9.7%" in text
+    assert "this run's noise, not regressions" in text
+    quiet = ab.summarize([case("im2col", True, "same", 1.01)], min_change=0.05)
+    assert "noise" not in quiet
+
+
 # -- source trees -------------------------------------------------------------------------------
 
 def _git(repo, *args):
