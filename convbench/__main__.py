@@ -169,6 +169,7 @@ def cmd_run(args):
                            threads=args.thread_counts, match=args.match)
     print(f"convbench: {len(problems)} problems x {len(kernels)} kernels, mode {mode}"
           + (f", CPU threads {args.threads}" if args.thread_counts else ""), file=sys.stderr)
+    _print_environment(kernels)
     started = {}
     try:
         path = sweep(problems, kernels, options, out_dir=args.out, resume=args.resume,
@@ -192,6 +193,25 @@ def cmd_run(args):
     if failures:
         print(f"\n{failures}")
     return 1 if failures else 0
+
+
+def _print_environment(kernels):
+    """The BLAS kernels and library variables a CPU run times with, before it starts."""
+    if any(kernel.spec.backend == "cpu" for kernel in kernels):
+        from .machine import environment_line
+        print(environment_line(), file=sys.stderr)
+
+
+def _print_environment_changes(base_path, new_path):
+    """What differs between two runs' machines and software: a verdict may be about that."""
+    from .machine import environment_changes
+    from .results import read_document
+
+    changes = environment_changes(read_document(base_path)["machine"],
+                                  read_document(new_path)["machine"])
+    if changes:
+        print("the two runs differ in (a change of speed may come from these, not the code): "
+              + "; ".join(changes))
 
 
 def _print_drift(path):
@@ -218,6 +238,7 @@ def cmd_find(args):
                            threads=args.thread_counts, match=args.match)
     print(f"convbench find: {len(problems)} problems x {len(kernels)} kernels, mode {mode}"
           + (f", CPU threads {args.threads}" if args.thread_counts else ""), file=sys.stderr)
+    _print_environment(kernels)
     started = {}
     try:
         path = sweep(problems, kernels, options, out_dir=args.out, report=_progress(args),
@@ -299,6 +320,8 @@ def cmd_show(args):
               f"machine", file=sys.stderr)
         return EXIT_USAGE
     path = paths[0]
+    from .machine import environment_line
+
     document = read_document(path)
     git, options = document.get("git") or {}, document["options"]
     chosen = ", ".join(
@@ -309,7 +332,8 @@ def cmd_show(args):
     print(f"{path}\nmachine {document['machine'].get('machine_id')}, commit "
           f"{git.get('commit', '?')[:10]}{' (dirty)' if git.get('dirty') else ''}, "
           f"created {document.get('created')}; {chosen}"
-          f"{'' if document.get('complete') else '; INCOMPLETE (resume it with run --resume)'}\n")
+          f"{'' if document.get('complete') else '; INCOMPLETE (resume it with run --resume)'}\n"
+          f"{environment_line(document['machine'])}\n")
     print(summary_table(path))
     print(f"\n{status_counts(path)}")
     failures = failures_text(path)
@@ -355,6 +379,7 @@ def cmd_compare(args):
     print(render(frame, markdown=args.markdown))
     bad = regressions(frame)
     print(f"\n{summarize(frame)}")
+    _print_environment_changes(args.base, args.new)
     print("verdict: REGRESSION" if len(bad) else "verdict: no significant slowdown or new failure")
     return 1 if len(bad) else 0
 
@@ -537,6 +562,7 @@ def compare_with_latest_committed(path):
         print(f"({missing} cases of that run are not in this one, which selected other shapes, "
               f"kernels or thread counts; not listed)")
     print(summarize(frame))
+    _print_environment_changes(base_path, path)
     print("verdict: REGRESSION" if len(regressions(frame)) else
           "verdict: no significant slowdown or new failure")
     return 1 if len(regressions(frame)) else 0

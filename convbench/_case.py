@@ -26,7 +26,7 @@ import numpy as np
 import pyperf
 
 from .accuracy import compare, make_inputs
-from .machine import pin_threads
+from .machine import blas_summary, library_settings, pin_threads
 from .problem import ConvProblem
 from .reference import reference_for
 from .registry import get_kernel
@@ -34,13 +34,17 @@ from .timing import MODES, loops_for, seconds_per_call, time_func_for, time_stag
 
 # Environment that changes what a kernel does; pyperf gives workers a cleaned environment otherwise.
 # What pyperf's workers keep of the environment besides its own few (PATH, HOME, PYTHONPATH): thread
-# settings, and on a GPU box where CUDA and its caches are found and whether TF32 is forced on or off.
+# settings, and on a GPU box where CUDA and its caches are found and whether TF32 is forced on or off;
+# besides these, every variable the manager has that changes what a library does
+# (:func:`convbench.machine.library_settings`: ``OPENBLAS_CORETYPE`` and the like), so the workers
+# time the same BLAS kernels the manager validated with and the ceilings were measured with.
 INHERITED_ENVIRONMENT = (
     "NUMBA_NUM_THREADS", "NUMBA_CACHE_DIR", "NUMBA_THREADING_LAYER", "OMP_NUM_THREADS",
     "OMP_WAIT_POLICY", "OPENBLAS_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT", "MKL_NUM_THREADS",
     "VIRTUAL_ENV", "CONVBENCH_EXTRA_KERNELS", "XDG_CACHE_HOME",
     "CUDA_VISIBLE_DEVICES", "CUDA_PATH", "CUDA_HOME", "LD_LIBRARY_PATH", "CUPY_CACHE_DIR",
     "CUPY_TF32", "NVIDIA_TF32_OVERRIDE", "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE")
+WORKER_BLAS = "convbench_blas"   # pyperf metadata: the BLAS line of the worker that timed
 _OWN_OPTIONS = ("problem", "algo", "backend", "seed", "memory_budget", "threads")
 
 
@@ -54,9 +58,9 @@ def threads_seen():
     """What this process was given: the cores it may use, the thread variables it was started
     with (which the BLAS read when numpy loads it), and the thread counts of numba and torch as
     they report them, if a kernel loaded them."""
-    from .machine import cpu_count, thread_settings
+    from .machine import blas_summary, cpu_count, thread_settings
 
-    seen = {"cpus": cpu_count(), "variables": thread_settings()}
+    seen = {"cpus": cpu_count(), "variables": thread_settings(), "blas": blas_summary()}
     if "numba" in sys.modules:
         seen["numba"] = int(sys.modules["numba"].get_num_threads())
     if "torch" in sys.modules:
@@ -195,6 +199,8 @@ def main(argv=None):
     name = benchmark_name(problem, args.algo, args.backend, args.threads)
 
     if args.worker:
+        # what this worker's BLAS chose, beside its values: the manager checks it against its own
+        runner.metadata[WORKER_BLAS] = blas_summary()
         x, w = make_inputs(problem, seed=args.seed, fill="uniform")
         x = to_device(args.backend, x)
         run = kernel.prepare(problem, w, args.memory_budget)
@@ -218,8 +224,11 @@ def main(argv=None):
     runner.args.loops = loops_for(per_call, mode.min_time)
     runner.args.processes, runner.args.values = mode.processes, mode.values
     runner.args.warmups, runner.args.min_time = mode.warmups, mode.min_time
-    runner.args.inherit_environ = list(INHERITED_ENVIRONMENT)
+    # and every variable that changes what the libraries do, as this process had them
+    runner.args.inherit_environ = sorted(set(INHERITED_ENVIRONMENT) | set(library_settings()))
     bench = runner.bench_time_func(name, _manager_never_times)
+    found["threads_seen"]["workers_blas"] = sorted(
+        {str(run.get_metadata().get(WORKER_BLAS)) for run in bench.get_runs() if run.values})
     found.update(loops=runner.args.loops, values=len(bench.get_values()),
                  samples_s=list(bench.get_values()),
                  process_medians_s=[statistics.median(run.values) for run in bench.get_runs()

@@ -49,6 +49,103 @@ def thread_settings() -> dict:
             if name in os.environ}
 
 
+# Prefixes of the variables that change what the numerical libraries do, not only how many threads
+# they start: ``OPENBLAS_CORETYPE=Haswell`` makes OpenBLAS run its AVX2 kernels on an AVX-512 CPU
+# (on the 2-core AMD EPYC CI VM, SGEMM 248 GFLOP/s against 464 with its own choice, SkylakeX),
+# ``MKL_ENABLE_INSTRUCTIONS`` does the same for MKL, ``NUMBA_OPT`` or ``NUMBA_CPU_NAME`` change what
+# numba compiles. Every such variable set in a run's environment is recorded with its results and
+# passed on to every process that validates or times a case.
+SETTING_PREFIXES = ("OPENBLAS_", "GOTO_", "MKL_", "BLIS_", "NUMBA_", "OMP_", "KMP_", "GOMP_",
+                    "NPY_", "DNNL_", "ONEDNN_", "CUDA_", "CUPY_", "NVIDIA_TF32", "TORCH_")
+
+
+def library_settings(env=None) -> dict:
+    """The variables of this environment (default: the process's) with one of
+    :data:`SETTING_PREFIXES`, sorted by name: what the results file records beside the machine."""
+    env = os.environ if env is None else env
+    return {name: env[name] for name in sorted(env) if name.startswith(SETTING_PREFIXES)}
+
+
+def blas_runtime() -> list[dict]:
+    """The BLAS libraries loaded in this process as threadpoolctl finds them (numpy is loaded
+    first): library, version, the kernels it chose for this CPU (``architecture``), threads.
+    Empty when threadpoolctl is not installed (a provisioned GPU box may lack it)."""
+    had_kmp = "KMP_DUPLICATE_LIB_OK" in os.environ
+    try:
+        import numpy  # noqa: F401 - its BLAS is the one the kernels call
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return []
+    finally:
+        if not had_kmp:   # threadpoolctl sets it on import; this process's settings stay the user's
+            os.environ.pop("KMP_DUPLICATE_LIB_OK", None)
+    keys = ("internal_api", "version", "architecture", "threading_layer", "num_threads")
+    return [{key: found.get(key) for key in keys} | {"library": Path(found["filepath"]).name}
+            for found in threadpool_info() if found.get("user_api") == "blas"]
+
+
+def blas_summary(runtime=None) -> str:
+    """One line for the BLAS numpy runs on: ``openblas 0.3.31 (SkylakeX kernels, 2 threads)``."""
+    runtime = blas_runtime() if runtime is None else runtime
+    if not runtime:
+        return blas_vendor() + " (kernels unknown: threadpoolctl is not installed)"
+    first = runtime[0]
+    return (f"{first['internal_api']} {first['version']} ({first['architecture']} kernels, "
+            f"{first['num_threads']} threads)")
+
+
+def user_settings(settings=None) -> dict:
+    """:func:`library_settings` less the defaults convbench set itself (``CONVBENCH_DEFAULTS``)."""
+    settings = library_settings() if settings is None else settings
+    own = set(os.environ.get(DEFAULTS_VARIABLE, "").split(","))
+    return {name: value for name, value in settings.items() if name not in own}
+
+
+def environment_line(machine=None) -> str:
+    """The BLAS kernels in use and the library variables the user set, for a run's header and
+    ``show``; ``machine`` is a results file's fingerprint (default: this process, now)."""
+    if machine is None:
+        runtime, settings = blas_runtime(), user_settings()
+    else:
+        runtime = machine.get("blas_runtime") or []
+        own = set(machine.get("convbench_defaults") or ())
+        settings = {name: value for name, value in (machine.get("library_settings") or {}).items()
+                    if name not in own}
+        if not runtime and "blas_runtime" not in machine:   # a file from before it was recorded
+            return f"BLAS {machine.get('blas', 'unknown')}"
+    line = f"BLAS {blas_summary(runtime)}"
+    if settings:
+        line += "; set: " + ", ".join(f"{name}={value}" for name, value in settings.items())
+    return line
+
+
+def environment_changes(base, new) -> list[str]:
+    """What differs between two results files' fingerprints that can change a timing: CPU,
+    library versions, the BLAS and its kernels, thread counts and library variables. Fields a
+    file does not have (older files) are not compared."""
+    changes = []
+
+    def note(label, old, now):
+        if old != now:
+            changes.append(f"{label}: {old if old not in (None, '') else 'unset'} -> "
+                           f"{now if now not in (None, '') else 'unset'}")
+
+    for key, label in (("cpu_model", "CPU"), ("cpu_count", "cores"), ("threads", "threads"),
+                       ("python", "Python"), ("gpu", "GPU"), ("gpu_driver", "GPU driver")):
+        if key in base and key in new:
+            note(label, base[key], new[key])
+    old_versions, new_versions = base.get("versions") or {}, new.get("versions") or {}
+    for name in sorted(set(old_versions) & set(new_versions)):
+        note(name, old_versions[name], new_versions[name])
+    if "blas_runtime" in base and "blas_runtime" in new:
+        note("BLAS", blas_summary(base["blas_runtime"]), blas_summary(new["blas_runtime"]))
+    if "library_settings" in base and "library_settings" in new:
+        old_settings, new_settings = base["library_settings"], new["library_settings"]
+        for name in sorted(set(old_settings) | set(new_settings)):
+            note(name, old_settings.get(name), new_settings.get(name))
+    return changes
+
+
 def peer_environment(env=None) -> dict:
     """A copy of ``env`` (default: this process's) without the variables convbench set as defaults
     for its own kernels (listed in ``CONVBENCH_DEFAULTS``): a peer library runs as its users run it,
@@ -168,8 +265,11 @@ def fingerprint() -> dict:
         "versions": {name: _version(name) for name in
                      ("numpy", "scipy", "numba", "pandas", "pyperf", "cupy", "torch")},
         "blas": blas_vendor(),
+        "blas_runtime": blas_runtime(),
         "threads": default_threads(),
         "thread_settings": thread_settings(),
+        "library_settings": library_settings(),
+        "convbench_defaults": sorted(filter(None, os.environ.get(DEFAULTS_VARIABLE, "").split(","))),
     }
 
 
