@@ -72,6 +72,21 @@ def test_fingerprint_records_the_blas_kernels_and_settings(monkeypatch):
     json.dumps(found)   # stored as it is
 
 
+def test_the_blas_named_first_is_numpys_even_with_scipys_own_loaded():
+    """A scipy wheel brings an OpenBLAS of its own, which threadpoolctl may list first."""
+    pytest.importorskip("threadpoolctl")
+    script = ("import json, numpy, scipy.linalg; from convbench.machine import blas_runtime; "
+              "print(json.dumps([numpy.show_config(mode='dicts')['Build Dependencies']['blas']"
+              ".get('version'), [b['version'] for b in blas_runtime()]]))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    built, loaded = json.loads(done.stdout)
+    if not built or built not in loaded:
+        pytest.skip(f"numpy does not say which of the BLAS loaded is its own ({built}, {loaded})")
+    assert loaded[0] == built
+
+
 @pytest.mark.sweep
 def test_pyperf_workers_time_with_the_blas_kernels_the_case_was_validated_with(tmp_path):
     """pyperf starts its workers in a cleaned environment; a variable such as OPENBLAS_CORETYPE
