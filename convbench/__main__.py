@@ -439,6 +439,7 @@ def cmd_ab(args):
     print(f"convbench ab: base = {trees['base'].label}, new = {trees['new'].label}; "
           f"{len(problems)} problems x {len(kernels)} kernels, {settings.processes} process pairs "
           f"x {settings.rounds} rounds per case", file=sys.stderr)
+    _print_environment(kernels)
     try:
         results, _ = run_ab(problems, kernels, trees, settings, out=out, report=ab_progress,
                             options=options, previous=previous)

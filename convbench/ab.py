@@ -63,7 +63,7 @@ from pathlib import Path
 import numpy as np
 
 from ._ab_worker import PREFIX
-from .machine import peer_environment, thread_environment
+from .machine import fingerprint, peer_environment, thread_environment
 from .timing import loops_for
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -442,7 +442,7 @@ def run_ab(problems, kernels, trees, settings, out=None, report=None, repo=PROJE
                             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                             "trees": {side: tree.as_dict() for side, tree in trees.items()},
                             "settings": settings.__dict__, "options": options or {},
-                            "cases": []}
+                            "machine": fingerprint(), "cases": []}
     finished = {(case["descriptor"], case["algo"], case["backend"]) for case in document["cases"]}
     with tempfile.TemporaryDirectory(prefix="convbench-ab-ref-") as reference_cache:
         for done, (problem, kernel) in enumerate(cases, 1):

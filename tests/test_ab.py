@@ -295,6 +295,9 @@ def test_cli_exits_1_on_a_slowdown_and_keeps_every_case(tmp_path):
     assert resumed["cases"][:2] == kept
     assert [case["algo"] for case in resumed["cases"]] == ["direct", "im2col", "winograd"]
     assert resumed["trees"] == document["trees"]
+    # the machine and library settings the comparison ran with, kept from its start
+    assert document["machine"]["machine_id"] and "library_settings" in document["machine"]
+    assert resumed["machine"] == document["machine"]
 
 
 def test_resume_refuses_a_file_that_is_not_an_ab_run(tmp_path):
