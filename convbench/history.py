@@ -49,6 +49,23 @@ def step_changes(runs, thresholds=Thresholds()):
     return pd.DataFrame(steps, columns=KEY + ["name", "commit", "file", "verdict", "ratio"])
 
 
+def environment_shifts(runs):
+    """{index of a run: what changed from the run before it} for the runs whose machine
+    fingerprint differs from their predecessor's in something that can change a timing
+    (:func:`convbench.machine.environment_changes`): a step there may be the software's, not
+    the code's."""
+    from .machine import environment_changes
+    from .results import read_document
+
+    machines = [read_document(path).get("machine") or {} for path, _ in runs]
+    shifts = {}
+    for index in range(1, len(runs)):
+        changes = environment_changes(machines[index - 1], machines[index])
+        if changes:
+            shifts[index] = changes
+    return shifts
+
+
 def write_history(paths, out_dir, thresholds=Thresholds()):
     """history.png (GFLOP/s per case across runs, one panel per algorithm) and history.md."""
     import matplotlib
@@ -57,6 +74,7 @@ def write_history(paths, out_dir, thresholds=Thresholds()):
     import pandas as pd
 
     runs = runs_in_order(paths)
+    shifts = environment_shifts(runs)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     steps = step_changes(runs, thresholds)
@@ -85,14 +103,17 @@ def write_history(paths, out_dir, thresholds=Thresholds()):
                     slower = step["verdict"] == "slower"
                     ax.plot(index, series[index], marker="v" if slower else "^", markersize=11,
                             color="red" if slower else "green", zorder=5)
-        ax.set_title(f"{algo}/{backend}  (red: significantly slower than the run before; green: faster)",
-                     fontsize=10)
+        for index in shifts:
+            ax.axvline(index - 0.5, color="grey", linestyle=":", linewidth=1)
+        ax.set_title(f"{algo}/{backend}", fontsize=10, loc="left")
         ax.set_ylabel("GFLOP/s")
         ax.set_xticks(range(len(runs)))
         ax.set_xticklabels(labels, fontsize=7)
         ax.grid(alpha=0.3)
         if cases:
             ax.legend(fontsize=6, ncol=3, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.suptitle("red: significantly slower than the run before; green: faster; dotted line: the "
+                 "software or its settings changed", fontsize=9)
     fig.tight_layout()
     fig.savefig(out_dir / "history.png", dpi=100)
     plt.close(fig)
@@ -103,7 +124,17 @@ def write_history(paths, out_dir, thresholds=Thresholds()):
         lines.append("None: no case changed significantly between consecutive runs.")
     else:
         for _, step in steps.iterrows():
+            index = next(i for i, (p, _) in enumerate(runs) if str(p) == step["file"])
             lines.append(f"- {step['name'] or step['descriptor']} {step['algo']}/{step['backend']}: "
-                         f"{step['verdict']} (x{step['ratio']:.2f}) at commit {step['commit']}")
+                         f"{step['verdict']} (x{step['ratio']:.2f}) at commit {step['commit']}"
+                         + (" (the environment changed too, see below)" if index in shifts else ""))
+    lines += ["", "## Environment changes", ""]
+    if not shifts:
+        lines.append("None recorded between consecutive runs (files from before the BLAS kernels "
+                     "and library variables were recorded compare on versions only).")
+    for index, changes in shifts.items():
+        path, frame = runs[index]
+        lines.append(f"- before `{Path(path).name}` (commit {str(frame['commit'].iloc[0])[:10]}): "
+                     + "; ".join(changes))
     (out_dir / "history.md").write_text("\n".join(lines) + "\n")
     return out_dir / "history.md", steps

@@ -71,6 +71,33 @@ def test_history_orders_runs_and_marks_steps(tmp_path):
     target, _ = write_history(paths, tmp_path)
     assert is_png(tmp_path / "history.png")
     assert "slower" in target.read_text()
+    assert "## Environment changes\n\nNone recorded" in target.read_text()
+
+
+def test_history_names_environment_changes_beside_the_steps(tmp_path):
+    """A run made with other BLAS kernels: its steps are flagged, the change listed."""
+    import json
+
+    from convbench.history import environment_shifts
+    blas = {"internal_api": "openblas", "version": "0.3.31", "architecture": "SkylakeX",
+            "threading_layer": "pthreads", "num_threads": 2, "library": "libopenblas.so"}
+    paths = []
+    for name, architecture in zip(RUNS, ("SkylakeX", "SkylakeX", "Haswell", "Haswell")):
+        document = json.loads((DATA / name).read_text())
+        document["machine"].update(blas_runtime=[dict(blas, architecture=architecture)],
+                                   library_settings={})
+        if architecture == "Haswell":
+            document["machine"]["library_settings"] = {"OPENBLAS_CORETYPE": "Haswell"}
+        paths.append(tmp_path / name)
+        paths[-1].write_text(json.dumps(document))
+    shifts = environment_shifts(runs_in_order(paths))
+    assert list(shifts) == [2]                  # between compare_aa and compare_slower only
+    assert "OPENBLAS_CORETYPE: unset -> Haswell" in shifts[2]
+    text = write_history(paths, tmp_path / "out")[0].read_text()
+    assert "smoke:3x3_odd direct/cpu: slower" in text
+    step = next(line for line in text.splitlines() if "slower" in line and "3x3_odd" in line)
+    assert step.endswith("(the environment changed too, see below)")
+    assert "before `compare_slower.json`" in text and "(SkylakeX kernels" in text
 
 
 def test_relative_speed_against_direct_and_best_peer():
