@@ -276,6 +276,19 @@ def _ceiling(ceilings, backend, part):
     return found.get("sgemm_gflops")
 
 
+def machine_text(machine):
+    """What the run ran on, in one paragraph: CPU and cores, GPU, library versions, BLAS line."""
+    from .machine import environment_line
+
+    parts = [f"{machine.get('cpu_model', '?')}, {machine.get('cpu_count', '?')} cores"]
+    if machine.get("gpu"):
+        parts.append(f"{machine['gpu']} (driver {machine.get('gpu_driver')})")
+    versions = machine.get("versions") or {}
+    parts.append(", ".join(f"{name} {version}" for name, version in versions.items() if version))
+    parts.append(environment_line(machine))
+    return "Machine: " + "; ".join(part for part in parts if part) + "."
+
+
 def write_report(paths, out_dir):
     """Write report.md, report.html and the figures for the given results files into ``out_dir``."""
     import matplotlib
@@ -286,10 +299,11 @@ def write_report(paths, out_dir):
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = load_results(*paths)
     frame["layer"] = _label(frame)
-    ceilings = {}
+    ceilings, fingerprints = {}, {}
     for path in paths:
         document = read_document(path)
         ceilings[document["machine"]["machine_id"]] = document.get("ceilings", {})
+        fingerprints[str(path)] = document["machine"]
     sections = [f"# convbench report\n\nFrom {len(paths)} results file(s): "
                 + ", ".join(f"`{p}`" for p in paths) + "\n"]
     figures = []
@@ -302,7 +316,8 @@ def write_report(paths, out_dir):
         best = best_per_layer(latest)
         bests[machine] = best
         sections.append(f"## {machine}\n\nRun of commit `{str(latest['commit'].iloc[0])[:10]}` "
-                        f"({latest['created'].iloc[0]}).\n")
+                        f"({latest['created'].iloc[0]}).\n\n"
+                        + machine_text(fingerprints.get(str(latest["file"].iloc[0]), {})) + "\n")
         sections.append("### Best algorithm per layer\n\n" + _markdown_table(best) + "\n")
         sections.append("### Effective GFLOP/s\n\n"
                         + _markdown_table(gflops_table(latest).reset_index(), "{}") + "\n")

@@ -23,6 +23,9 @@ def test_report_writes_markdown_html_and_figures(tmp_path):
     target = write_report([DATA / "compare_base.json"], tmp_path)
     text = target.read_text()
     assert "Best algorithm per layer" in text and "smoke:3x3_odd" in text
+    machine = json.loads((DATA / "compare_base.json").read_text())["machine"]
+    assert f"Machine: {machine['cpu_model']}, {machine['cpu_count']} cores;" in text
+    assert f"numpy {machine['versions']['numpy']}" in text and "; BLAS " in text
     pngs = sorted(tmp_path.glob("*.png"))
     assert {p.name.rsplit("-", 1)[1] for p in pngs} == {"gflops.png", "errors.png", "workspace.png"}
     assert all(is_png(p) for p in pngs)
@@ -76,8 +79,6 @@ def test_history_orders_runs_and_marks_steps(tmp_path):
 
 def test_history_names_environment_changes_beside_the_steps(tmp_path):
     """A run made with other BLAS kernels: its steps are flagged, the change listed."""
-    import json
-
     from convbench.history import environment_shifts
     blas = {"internal_api": "openblas", "version": "0.3.31", "architecture": "SkylakeX",
             "threading_layer": "pthreads", "num_threads": 2, "library": "libopenblas.so"}
