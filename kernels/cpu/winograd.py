@@ -60,10 +60,11 @@ def _input_transform(x, bt, v, tiles_h, row_len, ph, pw, threads):
     ``L = tiles_w + 1``: each tile row has one padding column in ``v``, computed from zeros or
     neighbours and never used, so one (image, channel) is a single contiguous run and every loop is
     long and contiguous. Per (image, channel) the input is first copied into a zero-bordered scratch
-    held as m column streams (``d[r, y, j] = x_padded[y, j*m + r]``, see
-    :func:`kernels.cpu._common.load_channel`), which stays in cache; B^T is then applied down the
-    columns per stream (``streams[a, r, i, :]``), and B across the tiles in one vectorized loop per
-    output position (a, b). Each output is written by its first non-zero term and accumulated by the
+    split by row and column phase (``d[s, r, I, j] = x_padded[I*m + s, j*m + r]``, see
+    :func:`kernels.cpu._common.load_channel`), which stays in cache. Row ``i*m + u`` of every tile
+    row ``i`` is then one run of ``d[u % m, r]`` (from row ``u // m`` on), so B^T is applied down
+    the columns in one loop over all tiles per (a, u, r) (``streams[a, r]``), and B across the
+    tiles in one per output position (a, b). Each output is written by its first non-zero term and accumulated by the
     rest: no pass that only zeroes memory (the sums are the same, since 0 + x = x exactly). The
     jobs are cut into one run per thread (``threads``: numba's count, passed in so the function
     can be cached) so each thread makes its scratch once: its border stays zero because every
@@ -76,7 +77,8 @@ def _input_transform(x, bt, v, tiles_h, row_len, ph, pw, threads):
     jobs = n_images * channels
     chunks = min(jobs, threads)
     for chunk in prange(chunks):
-        d = np.zeros((1, m, tiles_h * m + 2, row_len), dtype=np.float32)
+        d = np.zeros((m, m, tiles_h + 1, row_len), dtype=np.float32)
+        phases = d.reshape(m, m, (tiles_h + 1) * row_len)
         streams = np.empty((alpha, m, tiles_h + 1, row_len), dtype=np.float32)
         # one spare tile row: tile j = L - 1 of the last row reads one element past its row
         streams[:, :, tiles_h, :] = 0.0
@@ -86,17 +88,19 @@ def _input_transform(x, bt, v, tiles_h, row_len, ph, pw, threads):
             c = job % channels
             n = job // channels
             load_channel(x[n, c], d, ph, pw)
-            for i in range(tiles_h):
-                for a in range(alpha):
-                    assign = True
-                    for u in range(alpha):
-                        coef = bt[a, u]
-                        if coef != 0.0:
-                            for r in range(m):
-                                _scaled(streams[a, r, i], coef, d[0, r, i * m + u], assign)
-                            assign = False
-                    if assign:
-                        streams[a, :, i, :] = 0.0
+            # input row i*m + u of every tile row i: phase u % m, rows from u // m on, one run
+            for a in range(alpha):
+                assign = True
+                for u in range(alpha):
+                    coef = bt[a, u]
+                    if coef != 0.0:
+                        top = (u // m) * row_len
+                        for r in range(m):
+                            _scaled(flat[a, r, :run], coef, phases[u % m, r, top:top + run],
+                                    assign)
+                        assign = False
+                if assign:
+                    flat[a, :, :run] = 0.0
             first = n * run
             for a in range(alpha):
                 for b in range(alpha):
@@ -179,8 +183,8 @@ class WinogradCPU:
         tiles_h, tiles_w = self._tiles(problem)
         tiles = self._columns(problem)
         positions = self.alpha * self.alpha
-        # per thread: one channel's input as m streams, and B^T d for it (see _input_transform)
-        scratch = self.m * (tiles_w + 1) * (tiles_h * self.m + 2 + self.alpha * (tiles_h + 1))
+        # per thread: one channel's input split m x m, and B^T d for it (see _input_transform)
+        scratch = self.m * (tiles_w + 1) * (tiles_h + 1) * (self.m + self.alpha)
         transformed = positions * (problem.c * tiles + problem.k * tiles
                                    + problem.k * (problem.c // problem.groups))
         return 4 * (scratch * min(get_num_threads(), problem.n * problem.c) + transformed)
