@@ -115,6 +115,29 @@ def _input_transform(x, bt, v, tiles_h, row_len, ph, pw, threads):
                         dst[:] = 0.0
 
 
+@njit(cache=True, fastmath=False, inline="always")
+def _interleave(row, streams, base, count, m):
+    """row[j*m + xo] = streams[xo, base + j] for j < count: contiguous stores, with m written
+    out for the two tile sizes so the loop vectorizes (a strided store per xo did not)."""
+    if m == 2:
+        s0, s1 = streams[0, base:base + count], streams[1, base:base + count]
+        for j in range(count):
+            row[2 * j] = s0[j]
+            row[2 * j + 1] = s1[j]
+    elif m == 4:
+        s0, s1 = streams[0, base:base + count], streams[1, base:base + count]
+        s2, s3 = streams[2, base:base + count], streams[3, base:base + count]
+        for j in range(count):
+            row[4 * j] = s0[j]
+            row[4 * j + 1] = s1[j]
+            row[4 * j + 2] = s2[j]
+            row[4 * j + 3] = s3[j]
+    else:
+        for j in range(count):
+            for xo in range(m):
+                row[j * m + xo] = streams[xo, base + j]
+
+
 @njit(parallel=True, cache=True, fastmath=False)
 def _output_transform(mm, at, out, tiles_h, row_len):
     """out tile (i, j) = A^T M A, from the layout of :func:`_input_transform`, cut to the output."""
@@ -147,15 +170,15 @@ def _output_transform(mm, at, out, tiles_h, row_len):
                         assign = False
                 if assign:
                     tile[yo, xo] = 0.0
+        full = q_size // m          # tiles wholly inside the output row
         for i in range(tiles_h):
             for yo in range(m):
                 p = i * m + yo
                 if p >= p_size:
                     break
-                row = out[n, k, p]
-                for xo in range(min(m, q_size)):
-                    count = (q_size - xo + m - 1) // m   # columns q = j*m + xo inside the output
-                    row[xo::m] = tile[yo, xo, i * row_len:i * row_len + count]
+                _interleave(out[n, k, p], tile[yo], i * row_len, full, m)
+                for xo in range(q_size - full * m):   # the last tile, cut
+                    out[n, k, p, full * m + xo] = tile[yo, xo, i * row_len + full]
 
 
 class WinogradCPU:
