@@ -198,8 +198,10 @@ def cmd_run(args):
 def _print_environment(kernels):
     """The BLAS kernels and library variables a CPU run times with, before it starts."""
     if any(kernel.spec.backend == "cpu" for kernel in kernels):
-        from .machine import environment_line
+        from .machine import environment_line, setup_notes
         print(environment_line(), file=sys.stderr)
+        for note in setup_notes():
+            print(f"note: {note}", file=sys.stderr)
 
 
 def _print_environment_changes(base_path, new_path):
@@ -288,6 +290,41 @@ def cmd_list(args):
         print(f"  {kernel.name:18} tol {kernel.spec.tolerance:<8.0e} {state}{peer}")
         if kernel.spec.summary:
             print(f"  {'':18} {kernel.spec.summary}")
+    return 0
+
+
+def cmd_machine(args):
+    """This machine as a run would record it, and what in its setup changes what a run times."""
+    from .machine import fingerprint, setup_notes
+
+    found = fingerprint()
+    print(f"machine id   {found['machine_id']}")
+    print(f"CPU          {found['cpu_model']}, {found['cpu_count']} cores, "
+          f"{found['memory_bytes'] / 2**30:.0f} GiB")
+    if found["gpu"]:
+        print(f"GPU          {found['gpu']} (driver {found['gpu_driver']})")
+    print(f"Python       {found['python']} ({found['implementation']}), {found['platform']}")
+    print("libraries    " + ", ".join(f"{name} {version}" for name, version
+                                     in found["versions"].items() if version))
+    for index, blas in enumerate(found["blas_runtime"] or [{}]):
+        label = "BLAS" if index == 0 else "also loaded"
+        text = (f"{blas['internal_api']} {blas['version']}, {blas['architecture']} kernels, "
+                f"{blas['num_threads']} threads ({blas['library']})" if blas else found["blas"])
+        print(f"{label:12} {text}")
+    print(f"threads      {found['threads']} by default")
+    settings = found["library_settings"]
+    print("settings     " + (", ".join(f"{name}={value}" for name, value in settings.items())
+                             or "none") + (f"  (set by convbench: "
+                                          f"{', '.join(found['convbench_defaults'])})"
+                                          if found["convbench_defaults"] else ""))
+    if args.ceilings:
+        from .ceilings import measure_cpu
+        measured = measure_cpu()
+        print(f"ceilings     SGEMM {measured['sgemm_gflops']:.0f} GFLOP/s "
+              f"({measured['sgemm_size']}^3), copy {measured['copy_gbps']:.1f} GB/s")
+    notes = setup_notes()
+    print("\n" + ("\n".join(f"note: {note}" for note in notes) if notes
+                  else "no setting found that changes what a run times"))
     return 0
 
 
@@ -721,6 +758,13 @@ def build_parser():
     history.add_argument("--root", type=Path, default=DEFAULT_RESULTS_DIR)
     history.add_argument("--out", type=Path, default=Path("report"), help="output directory")
     history.set_defaults(func=cmd_history)
+
+    machine = sub.add_parser("machine", help="this machine as runs record it (CPU, libraries, "
+                                             "BLAS kernels, settings) and settings that change "
+                                             "what a run times")
+    machine.add_argument("--ceilings", action="store_true",
+                         help="also measure the CPU's SGEMM and copy ceilings (a few seconds)")
+    machine.set_defaults(func=cmd_machine)
 
     show = sub.add_parser("show", help="print a results file's table (default: this machine's "
                                        "latest run)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import platform
 import re
@@ -147,6 +148,74 @@ def environment_changes(base, new) -> list[str]:
         for name in sorted(set(old_settings) | set(new_settings)):
             note(name, old_settings.get(name), new_settings.get(name))
     return changes
+
+
+_ARCHITECTURE_SCRIPT = (
+    "import json, numpy\n"
+    "try:\n"
+    "    from threadpoolctl import threadpool_info\n"
+    "except ImportError:\n"
+    "    print('null'); raise SystemExit\n"
+    "found = [i for i in threadpool_info() if i.get('user_api') == 'blas']\n"
+    "found.sort(key=lambda i: 'numpy' not in i['filepath'])\n"
+    "print(json.dumps(found[0].get('architecture') if found else None))\n")
+
+
+def blas_choice_without(names, env=None):
+    """The kernels numpy's BLAS picks for this CPU in a fresh process whose environment lacks
+    ``names`` (``OPENBLAS_CORETYPE``, say): what it would do on its own. None if unknown."""
+    env = {name: value for name, value in (os.environ if env is None else env).items()
+           if name not in names}
+    try:
+        done = subprocess.run([sys.executable, "-c", _ARCHITECTURE_SCRIPT], env=env,
+                              capture_output=True, text=True, timeout=120)
+        return json.loads(done.stdout) if done.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+
+
+# Variables that choose a BLAS's kernels instead of letting it detect the CPU.
+KERNEL_CHOICE_VARIABLES = ("OPENBLAS_CORETYPE", "MKL_ENABLE_INSTRUCTIONS", "MKL_DEBUG_CPU_TYPE",
+                           "MKL_CBWR")
+
+
+def setup_notes(env=None) -> list[str]:
+    """What in this environment makes a run time something other than the machine's best, in
+    words: a BLAS held to other kernels than its own choice, thread counts below the cores, a CPU
+    frequency governor that is not ``performance``. Empty when nothing is found."""
+    env = os.environ if env is None else env
+    notes = []
+    forced = [name for name in KERNEL_CHOICE_VARIABLES if name in env]
+    if forced:
+        runtime = blas_runtime()
+        now = runtime[0]["architecture"] if runtime else None
+        own = blas_choice_without(forced, env)
+        setting = ", ".join(f"{name}={env[name]}" for name in forced)
+        if own and now and own != now:
+            notes.append(f"{setting}: the BLAS runs its {now} kernels; on its own it would choose "
+                         f"{own} on this CPU. Unset it to time the machine's best, or keep it "
+                         f"to compare with runs made with it (the results record it).")
+        else:
+            notes.append(f"{setting} is set: it can hold the BLAS to kernels other than its own "
+                         f"choice (here it runs {now or 'unknown'} kernels, its own choice would "
+                         f"be {own or 'unknown'}).")
+    cores = cpu_count()
+    for name in THREAD_VARIABLES:
+        value = env.get(name)
+        if value and value.isdigit() and int(value) < cores:
+            notes.append(f"{name}={value}: fewer threads than the {cores} cores this process may "
+                         f"use (run --threads N pins a count per case instead).")
+    governor = Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
+    try:
+        policy = governor.read_text().strip()
+    except OSError:
+        policy = None
+    if policy and policy != "performance":
+        notes.append(f"CPU frequency governor '{policy}': timings move with the clock; "
+                     f"'performance' holds it (python -m pyperf system tune does that and more).")
+    if not blas_runtime():
+        notes.append("threadpoolctl is not installed: which BLAS kernels run is not recorded.")
+    return notes
 
 
 def peer_environment(env=None) -> dict:

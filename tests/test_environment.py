@@ -29,6 +29,17 @@ def _architecture(coretype):
     return done.stdout.strip() if done.returncode == 0 else None
 
 
+def _own_and_other_kernels():
+    """(the kernels OpenBLAS picks here, other kernels OPENBLAS_CORETYPE can hold it to), or skip."""
+    pytest.importorskip("threadpoolctl")
+    plain = _architecture(None)
+    forced = next((name for name in ("Sandybridge", "Haswell") if name != plain
+                   and _architecture(name) == name), None)
+    if plain is None or forced is None:
+        pytest.skip(f"OpenBLAS here cannot be made to use other kernels (its own: {plain})")
+    return plain, forced
+
+
 def test_library_settings_are_the_prefixed_variables():
     env = {"OPENBLAS_CORETYPE": "Haswell", "NUMBA_OPT": "2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
            "HOME": "/root", "OPENBLASX": "no", "PATH": "/bin"}
@@ -92,12 +103,7 @@ def test_pyperf_workers_time_with_the_blas_kernels_the_case_was_validated_with(t
     """pyperf starts its workers in a cleaned environment; a variable such as OPENBLAS_CORETYPE
     must reach them, or the values come from other BLAS kernels than the validation, the stage
     times and the ceilings (SGEMM 248 against 464 GFLOP/s on the CI VM)."""
-    pytest.importorskip("threadpoolctl")
-    plain = _architecture(None)
-    forced = next((name for name in ("Sandybridge", "Haswell") if name != plain
-                   and _architecture(name) == name), None)
-    if plain is None or forced is None:
-        pytest.skip(f"OpenBLAS here cannot be made to use other kernels (its own: {plain})")
+    plain, forced = _own_and_other_kernels()
     problem = [p for p in load_shapes("smoke") if p.name == "smoke:3x3_odd"]
     env = dict(os.environ, OPENBLAS_CORETYPE=forced)
     path = sweep(problem, [get_kernel("im2col", "cpu")], SweepOptions(mode="quick"),
@@ -107,3 +113,29 @@ def test_pyperf_workers_time_with_the_blas_kernels_the_case_was_validated_with(t
     seen = row["threads_seen"]
     assert f"({forced} kernels" in seen["blas"]
     assert seen["workers_blas"] == [seen["blas"]]
+
+
+def test_machine_command_says_when_the_blas_is_held_to_other_kernels():
+    plain, forced = _own_and_other_kernels()
+    env = {name: value for name, value in os.environ.items() if name != "OPENBLAS_CORETYPE"}
+    held = subprocess.run([sys.executable, "-m", "convbench", "machine"], capture_output=True,
+                          text=True, timeout=120, env=dict(env, OPENBLAS_CORETYPE=forced))
+    assert held.returncode == 0, held.stderr
+    assert f"{forced} kernels" in held.stdout
+    assert (f"note: OPENBLAS_CORETYPE={forced}: the BLAS runs its {forced} kernels; on its own it "
+            f"would choose {plain}") in held.stdout
+    own = subprocess.run([sys.executable, "-m", "convbench", "machine"], capture_output=True,
+                         text=True, timeout=120, env=env)
+    assert own.returncode == 0, own.stderr
+    assert "BLAS         " in own.stdout and f"{plain} kernels" in own.stdout
+    assert "OPENBLAS_CORETYPE" not in own.stdout
+
+
+def test_setup_notes_name_thread_counts_below_the_cores():
+    from convbench.machine import cpu_count, setup_notes
+    if cpu_count() < 2:
+        pytest.skip("one core: no count is below it")
+    notes = setup_notes({"NUMBA_NUM_THREADS": "1", "PATH": "/bin"})
+    assert any(note.startswith("NUMBA_NUM_THREADS=1: fewer threads than the") for note in notes)
+    assert not any("NUMBA_NUM_THREADS" in note
+                   for note in setup_notes({"NUMBA_NUM_THREADS": str(cpu_count())}))
