@@ -216,6 +216,17 @@ def _print_environment_changes(base_path, new_path):
               + "; ".join(changes))
 
 
+def _print_ab_suggestion(frame, base_path, new_path):
+    """After a REGRESSION verdict: the ab command that checks the changed kernels side by side."""
+    from .compare import ab_suggestion
+    from .results import read_document
+
+    command = ab_suggestion(frame, read_document(base_path), read_document(new_path))
+    if command:
+        print(f"to tell a slower kernel from a slower machine, time both versions side by side:\n"
+              f"  {command}")
+
+
 def _print_drift(path):
     from .ceilings import drift_note
     from .results import read_document
@@ -418,6 +429,8 @@ def cmd_compare(args):
     print(f"\n{summarize(frame)}")
     _print_environment_changes(args.base, args.new)
     print("verdict: REGRESSION" if len(bad) else "verdict: no significant slowdown or new failure")
+    if len(bad):
+        _print_ab_suggestion(frame, args.base, args.new)
     return 1 if len(bad) else 0
 
 
@@ -603,6 +616,8 @@ def compare_with_latest_committed(path):
     _print_environment_changes(base_path, path)
     print("verdict: REGRESSION" if len(regressions(frame)) else
           "verdict: no significant slowdown or new failure")
+    if len(regressions(frame)):
+        _print_ab_suggestion(frame, base_path, path)
     return 1 if len(regressions(frame)) else 0
 
 

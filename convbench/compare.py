@@ -191,6 +191,33 @@ def regressions(frame):
     return frame[frame["verdict"].isin(["slower", "new failure"])]
 
 
+def ab_suggestion(frame, base_document, new_document):
+    """The ``convbench ab`` command that re-times, side by side, the cases this comparison called
+    slower whose kernel source changed: two runs cannot tell a slower kernel from a slower machine,
+    ab can. None when there are no such cases or the base run has no clean commit to extract."""
+    import re
+
+    slow = frame[(frame["verdict"] == "slower") & frame["source_changed"]]
+    base_git, new_git = base_document.get("git") or {}, new_document.get("git") or {}
+    commit = base_git.get("commit")
+    if slow.empty or not commit or commit == "unknown" or base_git.get("dirty"):
+        return None
+    names = sorted({str(name or descriptor) for name, descriptor
+                    in zip(slow["name"], slow["descriptor"])})
+    options = new_document.get("options") or {}
+    parts = ["python -m convbench ab", f"--base {commit[:10]}"]
+    if new_git.get("commit") not in (None, "unknown") and not new_git.get("dirty"):
+        parts.append(f"--new {new_git['commit'][:10]}")
+    if options.get("shapes"):
+        parts.append(f"--shapes {options['shapes']}")
+    if options.get("mb"):
+        parts.append(f"--mb {options['mb']}")
+    parts.append(f"--algo {','.join(sorted(set(slow['algo'])))}")
+    parts.append(f"--backend {','.join(sorted(set(slow['backend'])))}")
+    parts.append("--match '" + "|".join(re.escape(name) for name in names) + "'")
+    return " ".join(parts)
+
+
 SHIFT_WARNING = 0.05
 
 

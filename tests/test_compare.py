@@ -329,3 +329,29 @@ def test_after_a_run_the_base_is_the_latest_committed_run_of_the_same_selection(
     line = header()
     assert "(none made the same selection)" in line
     assert re.search(r"\S+\.json", line).group().endswith("_partial.json")
+
+
+def test_a_slowdown_of_changed_code_comes_with_the_ab_command_that_checks_it():
+    import pandas as pd
+
+    from convbench.compare import ab_suggestion
+    frame = pd.DataFrame([
+        dict(name="resnet50:res3a_branch2b", descriptor="d1", algo="direct", backend="cpu",
+             verdict="slower", source_changed=True),
+        dict(name="resnet50:conv1", descriptor="d2", algo="winograd", backend="cpu",
+             verdict="slower", source_changed=True),
+        dict(name="vgg16:conv5_1", descriptor="d3", algo="im2col", backend="cpu",
+             verdict="slower", source_changed=False),    # unchanged code: the machine's doing
+        dict(name=None, descriptor="mb1ic3ih9oc4kh3", algo="fft", backend="cpu",
+             verdict="same", source_changed=True)])
+    base = {"git": {"commit": "1b0ea6a807c8358dec7e", "dirty": False}}
+    new = {"git": {"commit": "e8164b676c0000", "dirty": False},
+           "options": {"shapes": "resnet50", "mb": 8}}
+    assert ab_suggestion(frame, base, new) == (
+        "python -m convbench ab --base 1b0ea6a807 --new e8164b676c --shapes resnet50 --mb 8 "
+        "--algo direct,winograd --backend cpu "
+        "--match 'resnet50:conv1|resnet50:res3a_branch2b'")
+    # a dirty new run is the working tree (ab's default); a dirty base cannot be extracted
+    assert "--new" not in ab_suggestion(frame, base, dict(new, git={"commit": "e8", "dirty": True}))
+    assert ab_suggestion(frame, dict(base, git={"commit": "1b", "dirty": True}), new) is None
+    assert ab_suggestion(frame[frame["verdict"] == "same"], base, new) is None
