@@ -148,6 +148,9 @@ def _direct(planes, w, taps, out, groups, rows_per_block):
         # narrower steps: on the 14x14 layers (222 values -> 224) res4a_branch2b and conv5_1
         # were 8.5 and 9 % faster at one thread. Rounding every run up (by 23 values on the
         # 7x7 stem) measured 4-5 % slower there. The no-copy path has no spare rows: the min.
+        # At two threads (ab, 10 process pairs, AMD CI VM) the 14x14 gain did not show (+3.1 and
+        # -1.9 %, unclear) and AlexNet's 11x11 stride-4 stem measured +9.0 % [+3.0, +15.3];
+        # rounding at stride 1 only measured unclear there (+3.9 % [-5.7, +14.4]). Not settled.
         rounded = -(-length // VECTOR) * VECTOR
         if rounded - length <= VECTOR // 4:
             length = min(rounded, plane_h * plane_w - start - max_offset)
