@@ -204,27 +204,26 @@ def _print_environment(kernels):
             print(f"note: {note}", file=sys.stderr)
 
 
-def _print_environment_changes(base_path, new_path):
-    """What differs between two runs' machines and software: a verdict may be about that."""
+def _finish_comparison(frame, base_path, new_path):
+    """The end of a comparison: what differs between the two runs' machines and software (a
+    verdict may be about that), the verdict, and after a REGRESSION the ab command that checks
+    the changed kernels side by side. Returns the exit status."""
+    from .compare import ab_suggestion, regressions
     from .machine import environment_changes
     from .results import read_document
 
-    changes = environment_changes(read_document(base_path)["machine"],
-                                  read_document(new_path)["machine"])
+    base, new = read_document(base_path), read_document(new_path)
+    changes = environment_changes(base["machine"], new["machine"])
     if changes:
         print("the two runs differ in (a change of speed may come from these, not the code): "
               + "; ".join(changes))
-
-
-def _print_ab_suggestion(frame, base_path, new_path):
-    """After a REGRESSION verdict: the ab command that checks the changed kernels side by side."""
-    from .compare import ab_suggestion
-    from .results import read_document
-
-    command = ab_suggestion(frame, read_document(base_path), read_document(new_path))
+    bad = len(regressions(frame))
+    print("verdict: REGRESSION" if bad else "verdict: no significant slowdown or new failure")
+    command = ab_suggestion(frame, base, new) if bad else None
     if command:
         print(f"to tell a slower kernel from a slower machine, time both versions side by side:\n"
               f"  {command}")
+    return 1 if bad else 0
 
 
 def _print_drift(path):
@@ -360,6 +359,7 @@ def _list_problems(args):
 
 def cmd_show(args):
     """A results file's table, as ``run`` printed it at the end, with the run's options."""
+    from .machine import environment_line
     from .results import read_document
 
     paths = [args.results] if args.results else latest_results(args.root)
@@ -368,8 +368,6 @@ def cmd_show(args):
               f"machine", file=sys.stderr)
         return EXIT_USAGE
     path = paths[0]
-    from .machine import environment_line
-
     document = read_document(path)
     git, options = document.get("git") or {}, document["options"]
     chosen = ", ".join(
@@ -397,7 +395,7 @@ def cmd_export(args):
 
 
 def cmd_compare(args):
-    from .compare import Thresholds, compare_frames, regressions, render, summarize
+    from .compare import Thresholds, compare_frames, render, summarize
     from .results import load_results
 
     if args.base is not None and args.new is None:
@@ -425,13 +423,8 @@ def cmd_compare(args):
     history = load_results(*history_files) if history_files else None
     frame = compare_frames(base, new, thresholds, history)
     print(render(frame, markdown=args.markdown))
-    bad = regressions(frame)
     print(f"\n{summarize(frame)}")
-    _print_environment_changes(args.base, args.new)
-    print("verdict: REGRESSION" if len(bad) else "verdict: no significant slowdown or new failure")
-    if len(bad):
-        _print_ab_suggestion(frame, args.base, args.new)
-    return 1 if len(bad) else 0
+    return _finish_comparison(frame, args.base, args.new)
 
 
 def ab_progress(result, done, total):
@@ -585,7 +578,7 @@ def compare_with_latest_committed(path):
     """After a sweep: compare with the newest committed run of this machine that made the same
     selection (shapes, --match, --mb, kernels, thread counts), else with the newest committed run;
     print the verdict."""
-    from .compare import compare_frames, regressions, render, summarize
+    from .compare import compare_frames, render, summarize
     from .history import committed_results
     from .results import load_results, read_document
 
@@ -613,12 +606,7 @@ def compare_with_latest_committed(path):
         print(f"({missing} cases of that run are not in this one, which selected other shapes, "
               f"kernels or thread counts; not listed)")
     print(summarize(frame))
-    _print_environment_changes(base_path, path)
-    print("verdict: REGRESSION" if len(regressions(frame)) else
-          "verdict: no significant slowdown or new failure")
-    if len(regressions(frame)):
-        _print_ab_suggestion(frame, base_path, path)
-    return 1 if len(regressions(frame)) else 0
+    return _finish_comparison(frame, base_path, path)
 
 
 def _match_argument(parser):

@@ -75,6 +75,7 @@ def write_history(paths, out_dir, thresholds=Thresholds()):
 
     runs = runs_in_order(paths)
     shifts = environment_shifts(runs)
+    position = {str(path): index for index, (path, _) in enumerate(runs)}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     steps = step_changes(runs, thresholds)
@@ -98,7 +99,7 @@ def write_history(paths, out_dir, thresholds=Thresholds()):
             line, = ax.plot(xs, [series[x] for x in xs], marker="o", markersize=3, label=name)
             for _, step in steps[(steps["algo"] == algo) & (steps["backend"] == backend)
                                  & (steps["name"] == name)].iterrows():
-                index = next(i for i, (p, _) in enumerate(runs) if str(p) == step["file"])
+                index = position[step["file"]]
                 if index in series:
                     slower = step["verdict"] == "slower"
                     ax.plot(index, series[index], marker="v" if slower else "^", markersize=11,
@@ -124,7 +125,7 @@ def write_history(paths, out_dir, thresholds=Thresholds()):
         lines.append("None: no case changed significantly between consecutive runs.")
     else:
         for _, step in steps.iterrows():
-            index = next(i for i, (p, _) in enumerate(runs) if str(p) == step["file"])
+            index = position[step["file"]]
             lines.append(f"- {step['name'] or step['descriptor']} {step['algo']}/{step['backend']}: "
                          f"{step['verdict']} (x{step['ratio']:.2f}) at commit {step['commit']}"
                          + (" (the environment changed too, see below)" if index in shifts else ""))

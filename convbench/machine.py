@@ -98,26 +98,24 @@ def blas_summary(runtime=None) -> str:
             f"{first['num_threads']} threads)")
 
 
-def user_settings(settings=None) -> dict:
-    """:func:`library_settings` less the defaults convbench set itself (``CONVBENCH_DEFAULTS``)."""
-    settings = library_settings() if settings is None else settings
-    own = set(os.environ.get(DEFAULTS_VARIABLE, "").split(","))
-    return {name: value for name, value in settings.items() if name not in own}
+def convbench_defaults(env=None) -> list[str]:
+    """The variables convbench set itself as defaults for its kernels (``CONVBENCH_DEFAULTS``)."""
+    env = os.environ if env is None else env
+    return sorted(filter(None, env.get(DEFAULTS_VARIABLE, "").split(",")))
 
 
 def environment_line(machine=None) -> str:
     """The BLAS kernels in use and the library variables the user set, for a run's header and
     ``show``; ``machine`` is a results file's fingerprint (default: this process, now)."""
     if machine is None:
-        runtime, settings = blas_runtime(), user_settings()
-    else:
-        runtime = machine.get("blas_runtime") or []
-        own = set(machine.get("convbench_defaults") or ())
-        settings = {name: value for name, value in (machine.get("library_settings") or {}).items()
-                    if name not in own}
-        if not runtime and "blas_runtime" not in machine:   # a file from before it was recorded
-            return f"BLAS {machine.get('blas', 'unknown')}"
-    line = f"BLAS {blas_summary(runtime)}"
+        machine = {"blas_runtime": blas_runtime(), "library_settings": library_settings(),
+                   "convbench_defaults": convbench_defaults()}
+    if "blas_runtime" not in machine:   # a file from before it was recorded
+        return f"BLAS {machine.get('blas', 'unknown')}"
+    own = set(machine.get("convbench_defaults") or ())
+    settings = {name: value for name, value in (machine.get("library_settings") or {}).items()
+                if name not in own}
+    line = f"BLAS {blas_summary(machine['blas_runtime'] or [])}"
     if settings:
         line += "; set: " + ", ".join(f"{name}={value}" for name, value in settings.items())
     return line
@@ -150,15 +148,9 @@ def environment_changes(base, new) -> list[str]:
     return changes
 
 
-_ARCHITECTURE_SCRIPT = (
-    "import json, numpy\n"
-    "try:\n"
-    "    from threadpoolctl import threadpool_info\n"
-    "except ImportError:\n"
-    "    print('null'); raise SystemExit\n"
-    "found = [i for i in threadpool_info() if i.get('user_api') == 'blas']\n"
-    "found.sort(key=lambda i: 'numpy' not in i['filepath'])\n"
-    "print(json.dumps(found[0].get('architecture') if found else None))\n")
+# In a fresh process: numpy's BLAS kernels as blas_runtime sees them, as JSON.
+_ARCHITECTURE_SCRIPT = ("import json; from convbench.machine import blas_runtime; r = blas_runtime(); "
+                        "print(json.dumps(r[0]['architecture'] if r else None))")
 
 
 def blas_choice_without(names, env=None):
@@ -186,8 +178,8 @@ def setup_notes(env=None) -> list[str]:
     env = os.environ if env is None else env
     notes = []
     forced = [name for name in KERNEL_CHOICE_VARIABLES if name in env]
+    runtime = blas_runtime()
     if forced:
-        runtime = blas_runtime()
         now = runtime[0]["architecture"] if runtime else None
         own = blas_choice_without(forced, env)
         setting = ", ".join(f"{name}={env[name]}" for name in forced)
@@ -213,7 +205,7 @@ def setup_notes(env=None) -> list[str]:
     if policy and policy != "performance":
         notes.append(f"CPU frequency governor '{policy}': timings move with the clock; "
                      f"'performance' holds it (python -m pyperf system tune does that and more).")
-    if not blas_runtime():
+    if not runtime:
         notes.append("threadpoolctl is not installed: which BLAS kernels run is not recorded.")
     return notes
 
@@ -224,9 +216,9 @@ def peer_environment(env=None) -> dict:
     with what the user set and nothing convbench chose. ``OMP_WAIT_POLICY=PASSIVE``, made for
     numba's threads, would also put PyTorch's OpenMP threads to sleep between calls."""
     env = dict(os.environ if env is None else env)
-    for name in env.pop(DEFAULTS_VARIABLE, "").split(","):
-        if name:
-            env.pop(name, None)
+    for name in convbench_defaults(env):
+        env.pop(name, None)
+    env.pop(DEFAULTS_VARIABLE, None)
     return env
 
 
@@ -341,7 +333,7 @@ def fingerprint() -> dict:
         "threads": default_threads(),
         "thread_settings": thread_settings(),
         "library_settings": library_settings(),
-        "convbench_defaults": sorted(filter(None, os.environ.get(DEFAULTS_VARIABLE, "").split(","))),
+        "convbench_defaults": convbench_defaults(),
     }
 
 

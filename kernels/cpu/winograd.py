@@ -64,8 +64,8 @@ def _input_transform(x, bt, v, tiles_h, row_len, ph, pw, threads):
     :func:`kernels.cpu._common.load_channel`), which stays in cache. Row ``i*m + u`` of every tile
     row ``i`` is then one run of ``d[u % m, r]`` (from row ``u // m`` on), so B^T is applied down
     the columns in one loop over all tiles per (a, u, r) (``streams[a, r]``), and B across the
-    tiles in one per output position (a, b). Each output is written by its first non-zero term and accumulated by the
-    rest: no pass that only zeroes memory (the sums are the same, since 0 + x = x exactly). The
+    tiles in one per output position (a, b). Each output is written by its first non-zero term
+    and accumulated by the rest: no pass that only zeroes memory (the sums are the same, since 0 + x = x exactly). The
     jobs are cut into one run per thread (``threads``: numba's count, passed in so the function
     can be cached) so each thread makes its scratch once: its border stays zero because every
     channel writes the same interior positions.
