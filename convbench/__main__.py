@@ -260,12 +260,15 @@ def cmd_find(args):
               file=sys.stderr)
         return 130
     from .report import ranking
-    from .results import load_results
+    from .results import load_results, read_document
 
-    table = ranking(load_results(path))
+    frame = load_results(path)
+    document = read_document(path)
+    table = ranking(frame)
     for (descriptor, backend), group in table.groupby(["descriptor", "backend"], sort=False):
         problem = next(p for p in problems if p.descriptor == descriptor)
-        print(f"\n{descriptor}  [{backend}]  {problem.flops / 1e9:.3g} GFLOP (direct count)")
+        print(f"\n{descriptor}  [{backend}]  {problem.flops / 1e9:.3g} GFLOP (direct count)"
+              + _floor_text(problem, group, frame[frame["backend"] == backend], document))
         print(_find_text(group))
     print(f"\nresults: {path}")
     _print_drift(path)
@@ -273,6 +276,26 @@ def cmd_find(args):
     if len(broken):
         print(f"{len(broken)} kernel(s) failed: " + ", ".join(broken["kernel"]))
     return 1 if len(broken) else 0
+
+
+def _floor_text(problem, group, rows, document):
+    """``find``'s roofline note for one problem: its floor at the run's ceilings and how near the
+    fastest kernel comes to it; empty where the backend's ceilings were not measured."""
+    from .roofline import roof, rows_ceiling
+
+    found = rows_ceiling(document.get("ceilings") or {}, str(group["backend"].iloc[0]), rows,
+                         document.get("ceilings_end"))
+    if not (found.get("sgemm_gflops") and found.get("copy_gbps")):
+        return ""
+    floor = roof(problem, found["sgemm_gflops"], found["copy_gbps"])
+    text = (f"\nroofline floor {floor.seconds * 1e3:.4g} ms: {floor.intensity:.3g} FLOP/B, "
+            f"{floor.bound}-bound at SGEMM {floor.sgemm_gflops:.0f} GFLOP/s and copy "
+            f"{floor.copy_gbps:.1f} GB/s")
+    fastest = group[group["rank"] == 1]
+    if len(fastest):
+        text += (f"; the fastest runs at "
+                 f"{floor.seconds * 1e3 / float(fastest['time_ms'].iloc[0]):.2f} of it")
+    return text
 
 
 def _find_text(group):
@@ -351,9 +374,13 @@ def _list_problems(args):
         "name": [problem.name for problem in problems],
         "descriptor": [problem.descriptor for problem in problems],
         "filter": [f"{problem.r}x{problem.s}" for problem in problems],
-        "GFLOP": [problem.flops / 1e9 for problem in problems]})
+        "GFLOP": [problem.flops / 1e9 for problem in problems],
+        "MB": [problem.bytes_float32() / 1e6 for problem in problems],
+        "FLOP/B": [problem.flops / problem.bytes_float32() for problem in problems]})
     print(text_table(table))
-    print(f"\n{len(problems)} problems, {table['GFLOP'].sum():.4g} GFLOP in all (direct count)")
+    print(f"\n{len(problems)} problems, {table['GFLOP'].sum():.4g} GFLOP in all (direct count). "
+          "MB: input, weights and output once, in float32; FLOP/B: the direct count over those "
+          "bytes (arithmetic intensity)")
     return 0
 
 

@@ -7,6 +7,8 @@ What it shows, per machine:
 * relative L2 error per algorithm on a log scale, with each algorithm's tolerance;
 * workspace memory per algorithm;
 * time per stage (transforms against multiply) for the kernels made of stages;
+* the roofline: each layer's floor at the measured SGEMM and copy rates, and how near the fastest
+  kernels come to it, as a table and a log-log figure;
 
 and, when several machines are given, the best-per-layer tables side by side.
 """
@@ -264,18 +266,6 @@ def _figure_workspace(frame, machine, path):
     _save(fig, path)
 
 
-def _ceiling(ceilings, backend, part):
-    """SGEMM GFLOP/s to draw for a figure's rows: their pinned thread count's (``cpu@1t``) where the
-    run measured one, else the backend's."""
-    from .ceilings import pinned_key
-
-    base = backend.split("@")[0]
-    threads = part["threads"].dropna().unique()
-    key = pinned_key(base, int(threads[0])) if len(threads) == 1 else base
-    found = ceilings.get(key) or ceilings.get(base) or {}
-    return found.get("sgemm_gflops")
-
-
 def machine_text(machine):
     """What the run ran on, in one paragraph: CPU and cores, GPU, library versions, BLAS line."""
     from .machine import environment_line
@@ -294,15 +284,17 @@ def write_report(paths, out_dir):
     import matplotlib
     matplotlib.use("Agg")
     from .results import load_results, read_document, split_threads
+    from .roofline import figure as roofline_figure, roofline_table, rows_ceiling
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = load_results(*paths)
     frame["layer"] = _label(frame)
-    ceilings, fingerprints = {}, {}
+    ceilings, ceilings_end, fingerprints = {}, {}, {}
     for path in paths:
         document = read_document(path)
         ceilings[document["machine"]["machine_id"]] = document.get("ceilings", {})
+        ceilings_end[document["machine"]["machine_id"]] = document.get("ceilings_end", {})
         fingerprints[str(path)] = document["machine"]
     sections = [f"# convbench report\n\nFrom {len(paths)} results file(s): "
                 + ", ".join(f"`{p}`" for p in paths) + "\n"]
@@ -333,6 +325,9 @@ def write_report(paths, out_dir):
                             "the speed-up from the fewest to the most, and the parallel efficiency "
                             "(speed-up over the ratio of thread counts).\n\n"
                             + _markdown_table(scaling) + "\n")
+        roofs = roofline_table(latest, ceilings.get(machine, {}), ceilings_end.get(machine))
+        if len(roofs):
+            sections.append(ROOFLINE_TEXT + _markdown_table(roofs) + "\n")
         stages = stages_table(latest)
         if len(stages):
             sections.append("### Time per stage\n\nKernels made of stages (lowering or transforms, "
@@ -342,14 +337,18 @@ def write_report(paths, out_dir):
         slug = machine.replace("/", "_")
         for backend in sorted(latest["backend"].unique()):
             part = latest[latest["backend"] == backend]
-            ceiling = _ceiling(ceilings.get(machine, {}), backend, part)
+            ceiling = rows_ceiling(ceilings.get(machine, {}), backend, part,
+                                   ceilings_end.get(machine))
             stem = f"{slug}-{backend.replace('@', '-')}"
             names = {f"{stem}-gflops.png": lambda p, part=part, c=ceiling:
-                     _figure_gflops(part, f"{machine} ({backend})", c, p),
+                     _figure_gflops(part, f"{machine} ({backend})", c.get("sgemm_gflops"), p),
                      f"{stem}-errors.png": lambda p, part=part:
                      _figure_errors(part, f"{machine} ({backend})", p),
                      f"{stem}-workspace.png": lambda p, part=part:
                      _figure_workspace(part, f"{machine} ({backend})", p)}
+            if ceiling.get("sgemm_gflops") and ceiling.get("copy_gbps"):
+                names[f"{stem}-roofline.png"] = lambda p, part=part, c=ceiling: roofline_figure(
+                    part, c, f"{machine} ({backend})", p)
             for name, draw in names.items():
                 draw(out_dir / name)
                 figures.append(name)
@@ -365,6 +364,15 @@ def write_report(paths, out_dir):
     (out_dir / "report.md").write_text(markdown)
     (out_dir / "report.html").write_text(_html(markdown, out_dir))
     return out_dir / "report.md"
+
+
+ROOFLINE_TEXT = (
+    "### Against the roofline\n\nNo kernel doing the direct count of arithmetic can beat "
+    "`floor = max(FLOP / SGEMM rate, bytes / copy rate)`, with the bytes those of input, weights "
+    "and output moved once and both rates the best this machine measured during the run. "
+    "`FLOP/B` is the layer's arithmetic intensity, `bound` the roof that sets its floor, "
+    "`best_of_roof` and `peer_of_roof` the floor over the time of our fastest kernel and of the "
+    "fastest peer: 1.0 is at the roof; Winograd and FFT, doing less arithmetic, can pass it.\n\n")
 
 
 def _html(markdown, out_dir):

@@ -27,7 +27,8 @@ def test_report_writes_markdown_html_and_figures(tmp_path):
     assert f"Machine: {machine['cpu_model']}, {machine['cpu_count']} cores;" in text
     assert f"numpy {machine['versions']['numpy']}" in text and "; BLAS " in text
     pngs = sorted(tmp_path.glob("*.png"))
-    assert {p.name.rsplit("-", 1)[1] for p in pngs} == {"gflops.png", "errors.png", "workspace.png"}
+    assert {p.name.rsplit("-", 1)[1] for p in pngs} == {"gflops.png", "errors.png", "workspace.png",
+                                                       "roofline.png"}
     assert all(is_png(p) for p in pngs)
     page = (tmp_path / "report.html").read_text()
     assert page.count("data:image/png;base64,") == len(pngs) and "<table>" in page

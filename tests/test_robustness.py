@@ -193,6 +193,18 @@ def test_find_lists_a_failing_kernel_after_the_timed_ones_and_exits_1(tmp_path):
     assert [(row[0], row[1], row[2]) for row in rows] == [("1", "direct/cpu", "PASSED"),
                                                          ("-", "nan/cpu", "FAILED")]
     assert "non-finite" in proc.stdout and "1 kernel(s) failed: nan/cpu" in proc.stdout
+    # the problem's roofline floor, at the ceilings the run measured, and the fastest's share
+    from convbench.problem import ConvProblem
+    from convbench.results import read_document
+    from convbench.roofline import ceiling_for, roof
+    path = next(line.split(": ", 1)[1] for line in proc.stdout.splitlines()
+                if line.startswith("results: "))
+    document = read_document(path)
+    rates = ceiling_for(document["ceilings"], "cpu", None, document.get("ceilings_end"))
+    floor = roof(ConvProblem.parse("mb1ic2ih6oc2kh3ph1"), rates["sgemm_gflops"], rates["copy_gbps"])
+    line = next(line for line in proc.stdout.splitlines() if line.startswith("roofline floor "))
+    assert float(line.split()[2]) == pytest.approx(floor.seconds * 1e3, rel=1e-3)
+    assert f"{floor.bound}-bound" in line and "the fastest runs at" in line
 
 
 def test_killing_a_case_that_already_exited_is_not_an_error():

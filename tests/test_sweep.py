@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from convbench.problem import ConvProblem
 from convbench.registry import select
 from convbench.results import load_results, read_document
 from convbench.shapes import load_shapes
@@ -128,6 +129,10 @@ def test_list_with_a_set_prints_the_problems_a_run_would_time():
     rows = [line.split() for line in proc.stdout.splitlines()[1:] if line.startswith("resnet50:")]
     assert [row[0] for row in rows] == ["resnet50:res3a_branch2b", "resnet50:res4a_branch2b"]
     assert all(row[1].startswith("mb8ic") and row[2] == "3x3" for row in rows)
+    assert proc.stdout.splitlines()[0].split()[-2:] == ["MB", "FLOP/B"]
+    problem = ConvProblem.parse(rows[0][1])   # res3a at batch 8: input, weights, output once
+    assert float(rows[0][4]) == pytest.approx(problem.bytes_float32() / 1e6, rel=1e-3)
+    assert float(rows[0][5]) == pytest.approx(problem.flops / problem.bytes_float32(), rel=1e-3)
     assert "2 problems" in proc.stdout
     proc = run_cli("list", "smoke", "--match", "7x7")
     assert proc.returncode == 2 and "matches no problem of smoke" in proc.stderr
