@@ -39,7 +39,8 @@ identical bit for bit: what a change meant only to be faster should show.
 
 The two trees: the working tree of this checkout (uncommitted changes included) and any commit,
 whose ``kernels/`` is extracted with ``git archive`` into a cache directory named by its hash (numba
-compiles it there once). Cases whose kernel sources are identical in both trees are timed too, as
+compiles it there once). Cases whose kernel code is identical in both trees (comments and docstrings
+aside: :func:`convbench.machine.code_text`) are timed too, as
 an A/A control inside the same run, unless ``changed_only`` is set.
 """
 
@@ -63,7 +64,7 @@ from pathlib import Path
 import numpy as np
 
 from ._ab_worker import PREFIX
-from .machine import fingerprint, peer_environment, thread_environment
+from .machine import code_text, fingerprint, peer_environment, thread_environment
 from .timing import loops_for
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -176,15 +177,17 @@ def resolve_tree(rev, repo=PROJECT_ROOT, root=None):
 
 
 def source_digest(kernel, tree, repo=PROJECT_ROOT):
-    """Hash of the kernel's source files (as found in this checkout) read from ``tree``;
-    None when one of them is missing there."""
+    """Hash of the code of the kernel's source files (as found in this checkout) read from
+    ``tree``, comments and docstrings left out (:func:`convbench.machine.code_text`); None when one
+    of them is missing there."""
     digest = hashlib.sha256()
     for path in kernel.source_files():
         relative = Path(path).resolve().relative_to(Path(repo).resolve())
         candidate = Path(tree.path) / relative
         if not candidate.is_file():
             return None
-        digest.update(str(relative).encode() + b"\0" + candidate.read_bytes())
+        digest.update(str(relative).encode() + b"\0"
+                      + code_text(candidate.read_text(encoding="utf-8")).encode())
     return digest.hexdigest()[:16]
 
 
@@ -417,7 +420,7 @@ def _finish(result, log_ratios, settings, started):
 
 def regressions(results):
     """The cases that make the comparison fail: ``broken by new``, and ``slower`` where the kernel's
-    source changed. A ``slower`` among the A/A controls is timing noise by construction (both
+    code changed. A ``slower`` among the A/A controls is timing noise by construction (both
     sides ran the same code under the same harness); :func:`summarize` reports it as the run's
     noise instead of failing the run on it."""
     return [r for r in results if r.verdict == "broken by new"
@@ -565,7 +568,7 @@ def summarize(results, min_change):
     if controls:
         wrong = [r for r in controls if r.verdict in ("slower", "faster")]
         worst = max(abs(r.ratio - 1) for r in controls)
-        text += (f"\nA/A control ({len(controls)} cases with identical source): "
+        text += (f"\nA/A control ({len(controls)} cases with identical code): "
                  f"{len(wrong)} called slower or faster, largest change {100 * worst:.1f}%"
                  f" (min change {100 * min_change:.0f}%)")
         if wrong:

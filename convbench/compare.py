@@ -20,11 +20,11 @@ faster or slower than the next one of the same code, with every worker of one ru
 of the other; no statistic inside two runs can tell that from a real change. Given earlier runs
 (``history``: ``compare --history``, and the committed runs of the machine after ``make bench``), a
 case's floor is raised to the largest change seen between two earlier runs of identical code: the same
-case, the same kernel source hash as the base, the same timing mode, at least ``HISTORY_MIN_RUNS``
+case, the same kernel code as the base (:func:`code_identity`), the same timing mode, at least ``HISTORY_MIN_RUNS``
 runs. A change must exceed that too.
 
-Besides timing, the comparison lists cases present on one side only, cases whose kernel source
-changed, cases whose status changed (a new FAILED, CRASHED or TIMEOUT is a regression), and cases
+Besides timing, the comparison lists cases present on one side only, cases whose kernel code
+changed (an edit to comments or docstrings alone does not count), cases whose status changed (a new FAILED, CRASHED or TIMEOUT is a regression), and cases
 whose error grew past the algorithm's tolerance. Nothing is dropped silently.
 """
 
@@ -69,18 +69,41 @@ def _relative_mad(values):
     return float(np.median(np.abs(values - median)) / median) if median else 0.0
 
 
+def code_identity(row):
+    """What names a row's kernel code: its code hash (comments and docstrings left out) where the
+    row has one, else the hash of its source text (rows written before code hashes); None if
+    neither was recorded."""
+    for field in ("code_hash", "source_hash"):
+        value = row.get(field)
+        if isinstance(value, str) and value:
+            return f"{field}:{value}"
+    return None
+
+
+def code_changed(base_row, new_row):
+    """Whether two rows ran different kernel code: their code hashes differ where both have one,
+    else their source hashes; False when that cannot be told."""
+    for field in ("code_hash", "source_hash"):
+        base, new = base_row.get(field), new_row.get(field)
+        if isinstance(base, str) and base and isinstance(new, str) and new:
+            return base != new
+    return False
+
+
 def history_spreads(history):
-    """{(descriptor, algo, backend, threads, source_hash, mode): (spread, runs)} from earlier runs.
+    """{(descriptor, algo, backend, threads, code identity, mode): (spread, runs)} from earlier
+    runs (the identity: :func:`code_identity`).
 
     ``spread`` is the largest relative change between the medians of two runs of identical code:
     max / min - 1 over the PASSED rows of at least ``HISTORY_MIN_RUNS`` distinct files.
     """
     if history is None or len(history) == 0:
         return {}
+    history = history.assign(code=[code_identity(row) for _, row in history.iterrows()])
     passed = history[(history["status"] == "PASSED") & history["median_s"].notna()
-                     & history["source_hash"].notna()]
+                     & history["code"].notna()]
     spreads = {}
-    for key, group in passed.groupby(KEY + ["source_hash", "mode"], dropna=False):
+    for key, group in passed.groupby(KEY + ["code", "mode"], dropna=False):
         medians = group.groupby("file")["median_s"].first().astype(float)
         if len(medians) >= HISTORY_MIN_RUNS and medians.min() > 0:
             spreads[key] = (float(medians.max() / medians.min() - 1.0), len(medians))
@@ -157,8 +180,7 @@ def compare_frames(base, new, thresholds=Thresholds(), history=None):
         elif row["_merge"] == "right_only":
             out.update(verdict="only in new", why="case not in the base run")
         else:
-            out["source_changed"] = bool(b.get("source_hash") and n.get("source_hash")
-                                         and b["source_hash"] != n["source_hash"])
+            out["source_changed"] = code_changed(b, n)
             tolerance = n.get("tolerance")
             rel_l2 = n.get("rel_l2")
             out["error_over_tolerance"] = bool(rel_l2 is not None and tolerance is not None
@@ -172,7 +194,7 @@ def compare_frames(base, new, thresholds=Thresholds(), history=None):
                 out.update(verdict="still failing", why=f"{ns}: {n.get('reason') or ''}".strip())
             elif bs == "PASSED" and ns == "PASSED" and b.get("median_s") and n.get("median_s"):
                 drift = drifts.get(tuple(row[key] for key in KEY)
-                                   + (b.get("source_hash"), b.get("mode")))
+                                   + (code_identity(b), b.get("mode")))
                 verdict, ratio, p_value, why = timing_verdict(b, n, thresholds, drift)
                 out.update(verdict=verdict, ratio=ratio, p_value=p_value, why=why)
             else:
@@ -193,7 +215,7 @@ def regressions(frame):
 
 def ab_suggestion(frame, base_document, new_document):
     """The ``convbench ab`` command that re-times, side by side, the cases this comparison called
-    slower whose kernel source changed: two runs cannot tell a slower kernel from a slower machine,
+    slower whose kernel code changed: two runs cannot tell a slower kernel from a slower machine,
     ab can. None when there are no such cases or the base run has no clean commit to extract."""
     import re
 
@@ -222,7 +244,7 @@ SHIFT_WARNING = 0.05
 
 
 def run_shift(frame):
-    """(median ratio, cases) over the timed cases whose kernel source did not change, or None.
+    """(median ratio, cases) over the timed cases whose kernel code did not change, or None.
 
     When most cases of unchanged code move together, the machine moved (another load on a shared
     host, a different clock), not the code; ``summarize`` says so from a 5 % median shift up.
@@ -240,13 +262,13 @@ def summarize(frame):
                                          "not timed") if v in counts]
     flags = []
     if frame["source_changed"].any():
-        flags.append(f"{int(frame['source_changed'].sum())} with changed kernel source")
+        flags.append(f"{int(frame['source_changed'].sum())} with changed kernel code")
     if frame["error_over_tolerance"].any():
         flags.append(f"{int(frame['error_over_tolerance'].sum())} with error over tolerance")
     text = ", ".join(parts + flags)
     shift = run_shift(frame)
     if shift and abs(shift[0] - 1) >= SHIFT_WARNING:
-        text += (f"\nwhole-run shift: the {shift[1]} timed cases with unchanged kernel source moved by a "
+        text += (f"\nwhole-run shift: the {shift[1]} timed cases with unchanged kernel code moved by a "
                  f"median {shift[0] - 1:+.1%}; a shift this broad points to the machine, not the code "
                  f"(to test a code change, `convbench ab` times both versions side by side)")
     return text
@@ -260,7 +282,7 @@ def render(frame, markdown=False):
         base_ms=frame["base_median_s"].astype(float) * 1e3,
         new_ms=frame["new_median_s"].astype(float) * 1e3,
         ratio=frame["ratio"].astype(float),
-        flags=[", ".join(f for f, on in (("source changed", s), ("error > tolerance", e)) if on)
+        flags=[", ".join(f for f, on in (("code changed", s), ("error > tolerance", e)) if on)
                for s, e in zip(frame["source_changed"], frame["error_over_tolerance"])],
     )[["case", "kernel", "base_ms", "new_ms", "ratio", "verdict", "why", "flags"]]
     if markdown:

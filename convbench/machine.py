@@ -359,3 +359,39 @@ def source_hash(paths) -> str:
     for path in sorted(paths):
         digest.update(Path(path).read_bytes())
     return digest.hexdigest()[:12]
+
+
+def code_text(source: str) -> str:
+    """Python source as the interpreter runs it: comments, blank lines and layout dropped, and
+    every statement that is a lone string (docstrings, and any other, which does nothing) left out:
+    ``ast.unparse`` of what remains. Text that does not parse comes back as it is."""
+    import ast
+
+    def prose(statement):
+        return (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant)
+                and isinstance(statement.value.value, str))
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return source
+    for node in ast.walk(tree):
+        for name in ("body", "orelse", "finalbody"):
+            statements = getattr(node, name, None)
+            if isinstance(statements, list) and any(prose(s) for s in statements):
+                kept = [s for s in statements if not prose(s)]
+                setattr(node, name, kept or ([ast.Pass()] if name == "body" else []))
+    return ast.unparse(tree)
+
+
+def code_hash(paths) -> str:
+    """Short hash of the kernel's code (:func:`code_text` of each file): unlike
+    :func:`source_hash`, an edit to a comment or a docstring leaves it as it was, so such an edit
+    neither flags the kernel as changed in a comparison nor starts its timing history afresh.
+
+    ``ast.unparse`` may lay code out differently in another Python version; results record the
+    version, and ``compare`` names it when it differs."""
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(code_text(Path(path).read_text(encoding="utf-8")).encode())
+    return digest.hexdigest()[:12]

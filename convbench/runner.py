@@ -24,8 +24,8 @@ from pathlib import Path
 from . import __version__
 from .ceilings import MEASURED_EVERY_RUN, measure, measure_pinned, pinned_key
 from .ceilings import ceilings as machine_ceilings
-from .machine import (default_threads, fingerprint, git_state, machine_id, peer_environment,
-                      source_hash, thread_environment)
+from .machine import (code_hash, default_threads, fingerprint, git_state, machine_id,
+                      peer_environment, source_hash, thread_environment)
 from .memory import default_budget, format_bytes
 from .reference import reference_bytes
 from .results import (PYPERF_SUFFIX, SCHEMA_VERSION, read_document, unrecorded_threads,
@@ -85,10 +85,11 @@ def base_row(problem, kernel, threads=None):
                process_medians_s=None, loops=None,
                gflops=None,
                sgemm_fraction=None, workspace_bytes=None, prepare_s=None, first_call_s=None,
-               source_hash=None, case_wall_s=None)
+               source_hash=None, code_hash=None, case_wall_s=None)
     try:
-        row["source_hash"] = source_hash(kernel.source_files())
-    except OSError:
+        files = kernel.source_files()
+        row["source_hash"], row["code_hash"] = source_hash(files), code_hash(files)
+    except (OSError, UnicodeDecodeError):
         pass
     return row
 

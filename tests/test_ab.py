@@ -322,3 +322,12 @@ def test_cli_names_a_bad_revision():
     proc = subprocess.run([sys.executable, "-m", "convbench", "ab", "--base", "no-such-rev-xyz",
                            "--shapes", "smoke"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "no-such-rev-xyz" in proc.stderr
+
+
+def test_a_comment_or_docstring_edit_leaves_the_kernel_the_same_code(tmp_path):
+    kernel = get_kernel("direct", "cpu")
+    base = _kernel_tree(tmp_path, "base")
+    commented = _kernel_tree(tmp_path, "commented", '\n# a note on the kernel\n"""More prose."""\n')
+    changed = _kernel_tree(tmp_path, "changed", "\nK_BLOCK = 4\n")
+    assert ab.source_digest(kernel, base) == ab.source_digest(kernel, commented)
+    assert ab.source_digest(kernel, base) != ab.source_digest(kernel, changed)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from convbench.compare import (Thresholds, compare_frames, history_spreads, regressions, render,
-                               text_table, timing_verdict)
+from convbench.compare import (Thresholds, code_identity, compare_frames, history_spreads,
+                               regressions, render, text_table, timing_verdict)
 from convbench.results import load_results
 
 DATA = Path(__file__).parent / "data"
@@ -108,7 +108,7 @@ def test_corrupt_or_unknown_version_exits_2_naming_file(tmp_path):
 def test_render_plain_lists_every_case():
     frame, _ = verdicts("compare_base.json", "compare_changed.json")
     text = render(frame)
-    for name in ("smoke:1x1_groups2", "smoke:5x5_new", "smoke:3x3_stride2", "source changed"):
+    for name in ("smoke:1x1_groups2", "smoke:5x5_new", "smoke:3x3_stride2", "code changed"):
         assert name in text
 
 
@@ -135,9 +135,10 @@ def test_separated_worker_medians_are_significant():
     assert verdict == "slower" and p_value < 0.01 and ratio == pytest.approx(1.25)
 
 
-def history_of(factors, source="same", mode=None):
+def history_of(factors, source="same", mode=None, code=None):
     """Earlier runs of compare_base.json: smoke:3x3_odd direct's median scaled by each factor, in
-    files of their own; ``source`` "other" gives them a different kernel source hash."""
+    files of their own; ``source`` "other" gives them a different kernel source hash, ``code`` a
+    code hash."""
     import pandas as pd
 
     frames = []
@@ -148,6 +149,8 @@ def history_of(factors, source="same", mode=None):
         frame.loc[case, "median_s"] = frame.loc[case, "median_s"] * factor
         if source == "other":
             frame["source_hash"] = "0" * 12
+        if code:
+            frame["code_hash"] = code
         if mode:
             frame["mode"] = mode
         frames.append(frame)
@@ -165,7 +168,7 @@ def test_history_spread_is_the_largest_change_between_two_runs_of_identical_code
     spreads = history_spreads(history_of([1.0, 1.3, 0.9]))
     frame = load_results(DATA / "compare_base.json")
     row = frame[(frame["name"] == "smoke:3x3_odd") & (frame["algo"] == "direct")].iloc[0]
-    spread, runs = spreads[(row["descriptor"], "direct", "cpu", row["threads"], row["source_hash"],
+    spread, runs = spreads[(row["descriptor"], "direct", "cpu", row["threads"], code_identity(row),
                             row["mode"])]
     assert runs == 3 and spread == pytest.approx(1.3 / 0.9 - 1)
 
@@ -355,3 +358,43 @@ def test_a_slowdown_of_changed_code_comes_with_the_ab_command_that_checks_it():
     assert "--new" not in ab_suggestion(frame, base, dict(new, git={"commit": "e8", "dirty": True}))
     assert ab_suggestion(frame, dict(base, git={"commit": "1b", "dirty": True}), new) is None
     assert ab_suggestion(frame[frame["verdict"] == "same"], base, new) is None
+
+
+def test_code_hash_ignores_comments_docstrings_and_layout(tmp_path):
+    from convbench.machine import code_hash, source_hash
+    text = 'def f(x):\n    """Twice x."""\n    return 2 * x  # doubled\n'
+    variants = {"same": text, "commented": text.replace("# doubled", "# times two")
+                .replace("Twice x.", "Two times x, measured on nothing.") + "\n\n",
+                "changed": text.replace("2 * x", "3 * x")}
+    paths = {}
+    for name, body in variants.items():
+        paths[name] = tmp_path / f"{name}.py"
+        paths[name].write_text(body)
+    assert code_hash([paths["same"]]) == code_hash([paths["commented"]])
+    assert source_hash([paths["same"]]) != source_hash([paths["commented"]])
+    assert code_hash([paths["same"]]) != code_hash([paths["changed"]])
+
+
+@pytest.mark.parametrize("base_hashes, new_hashes, changed", [
+    pytest.param(("a" * 12, "c" * 12), ("b" * 12, "c" * 12), False, id="comment edit"),
+    pytest.param(("a" * 12, "c" * 12), ("a" * 12, "d" * 12), True, id="code edit"),
+    pytest.param(("a" * 12, None), ("b" * 12, "d" * 12), True, id="base before code hashes"),
+    pytest.param(("a" * 12, None), ("a" * 12, "d" * 12), False, id="same source, old base"),
+])
+def test_a_kernel_counts_as_changed_when_its_code_changed(base_hashes, new_hashes, changed):
+    base, new = (load_results(DATA / "compare_base.json"),
+                 load_results(DATA / "compare_slower.json"))
+    for frame, (source, code) in ((base, base_hashes), (new, new_hashes)):
+        frame["source_hash"], frame["code_hash"] = source, code
+    frame = compare_frames(base, new, Thresholds())
+    assert frame["source_changed"].eq(changed).all()
+
+
+def test_history_of_the_same_code_counts_across_comment_edits():
+    """Earlier runs whose files differ in comments only (other source hash, same code hash) are
+    runs of identical code: their spread raises the floor."""
+    history = history_of([1.0, 1.3, 0.95], source="other", code="c" * 12)
+    base = load_results(DATA / "compare_base.json").assign(code_hash="c" * 12)
+    frame = compare_frames(base, load_results(DATA / "compare_slower.json"), Thresholds(), history)
+    row = frame[(frame["name"] == "smoke:3x3_odd") & (frame["algo"] == "direct")].iloc[0]
+    assert row["verdict"] == "same" and "identical code (3 earlier runs)" in row["why"]

@@ -48,6 +48,8 @@ def test_smoke_sweep_writes_one_row_per_case(smoke_run):
     assert (passed["median_s"] > 0).all() and (passed["gflops"] > 0).all()
     assert (passed["rel_l2"] < passed["tolerance"]).all()
     assert passed["source_hash"].str.len().eq(12).all()
+    assert passed["code_hash"].str.len().eq(12).all()
+    assert (passed["code_hash"] != passed["source_hash"]).all()   # the kernels have comments
     assert (passed["sgemm_fraction"] > 0).all()
     skipped = frame[frame["status"] == "SKIPPED"]
     assert (skipped["reason"].str.len() > 0).all()
