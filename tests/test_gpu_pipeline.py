@@ -73,6 +73,11 @@ def test_gpu_sweep_end_to_end(tmp_path):
     for algo in ("direct", "im2col", "fft", "fft_tiled", "winograd", "winograd4"):
         assert f"{algo}/gpu" in text
     assert len(list((tmp_path / "report").glob("*.png"))) >= 3
+    # the roofline at the GPU's cached ceilings: a table row per layer and the figure
+    roof_rows = [line for line in text.split("### Against the roofline")[1].splitlines()
+                 if line.startswith("| odd3x3 | gpu |") or line.startswith("| stride2 | gpu |")]
+    assert len(roof_rows) == 2
+    assert len(list((tmp_path / "report").glob("*-gpu-roofline.png"))) == 1
 
 
 def test_ab_times_gpu_kernels_with_cuda_events(tmp_path):
