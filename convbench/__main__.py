@@ -52,6 +52,8 @@ def progress_line(row, done, total, show_threads=False):
     detail = row["reason"] if status != "PASSED" else (
         f"{row['median_s'] * 1e3:9.3f} ms {row['gflops']:8.1f} GFLOP/s  err {row['rel_l2']:.1e}"
         if row.get("median_s") else f"err {row['rel_l2']:.1e}")
+    if status == "PASSED" and row.get("median_s"):
+        detail += _busy_text(row)
     label = row["name"] or row["descriptor"]
     kernel = f"{row['algo']}/{row['backend']}"
     if show_threads and row["threads"]:
@@ -80,10 +82,23 @@ def summary_table(path):
         rel_l2=frame["rel_l2"].astype(float),
         workspace=frame["workspace_bytes"].map(lambda b: format_bytes(b) if b == b and b is not None
                                                 else ""),
-        note=frame["reason"].fillna("").map(_short_note),
+        note=[_short_note(reason) if isinstance(reason, str) and reason else
+              _busy_text(row).strip() for reason, (_, row) in zip(frame["reason"],
+                                                                frame.iterrows())],
     )[["layer", "kernel", "status", "time_ms", "spread_pct", "gflops", "pct_sgemm", "rel_l2",
        "workspace", "note"]]
     return text_table(table)
+
+
+def _busy_text(row):
+    """'  busy: others took N % of the CPUs' for a timed case during which others took over
+    BUSY_WARNING_PCT of them, else ''."""
+    from .machine import BUSY_WARNING_PCT, taken_by_others_pct
+
+    taken = taken_by_others_pct(row) if row.get("median_s") else None
+    if taken is None or taken <= BUSY_WARNING_PCT:
+        return ""
+    return f"  busy: others took {taken:.0f} % of the CPUs"
 
 
 def _short_note(reason, width=60):
@@ -227,13 +242,17 @@ def _finish_comparison(frame, base_path, new_path):
 
 
 def _print_drift(path):
+    """What may have disturbed a run's timings: the machine's speed changing between its start
+    and its end, and other processes busy while cases ran."""
     from .ceilings import drift_note
+    from .machine import busy_note
     from .results import read_document
 
     document = read_document(path)
-    note = drift_note(document.get("ceilings") or {}, document.get("ceilings_end") or {})
-    if note:
-        print(note)
+    for note in (drift_note(document.get("ceilings") or {}, document.get("ceilings_end") or {}),
+                 busy_note(document["rows"])):
+        if note:
+            print(note)
 
 
 def cmd_find(args):
@@ -409,6 +428,7 @@ def cmd_show(args):
           f"{environment_line(document['machine'])}\n")
     print(summary_table(path))
     print(f"\n{status_counts(path)}")
+    _print_drift(path)
     failures = failures_text(path)
     if failures:
         print(f"\n{failures}")

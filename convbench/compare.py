@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .machine import BUSY_WARNING_PCT, taken_by_others_pct
 from .results import kernel_labels
 
 KEY = ["descriptor", "algo", "backend", "threads"]   # threads: None on the GPU
@@ -174,7 +175,8 @@ def compare_frames(base, new, thresholds=Thresholds(), history=None):
         out["name"] = n.get("name") if row["_merge"] != "left_only" else b.get("name")
         out.update(base_status=b.get("status"), new_status=n.get("status"),
                    base_median_s=b.get("median_s"), new_median_s=n.get("median_s"),
-                   ratio=None, p_value=None, source_changed=False, error_over_tolerance=False)
+                   ratio=None, p_value=None, source_changed=False, error_over_tolerance=False,
+                   busy_pct=None)
         if row["_merge"] == "left_only":
             out.update(verdict="only in base", why="case missing from the new run")
         elif row["_merge"] == "right_only":
@@ -193,6 +195,9 @@ def compare_frames(base, new, thresholds=Thresholds(), history=None):
             elif bs in BAD_STATUSES and ns in BAD_STATUSES:
                 out.update(verdict="still failing", why=f"{ns}: {n.get('reason') or ''}".strip())
             elif bs == "PASSED" and ns == "PASSED" and b.get("median_s") and n.get("median_s"):
+                taken = [pct for pct in (taken_by_others_pct(b), taken_by_others_pct(n))
+                         if pct is not None]
+                out["busy_pct"] = max(taken) if taken else None
                 drift = drifts.get(tuple(row[key] for key in KEY)
                                    + (code_identity(b), b.get("mode")))
                 verdict, ratio, p_value, why = timing_verdict(b, n, thresholds, drift)
@@ -255,6 +260,15 @@ def run_shift(frame):
     return float(timed["ratio"].astype(float).median()), len(timed)
 
 
+def _busy(pct):
+    """Whether others took enough of the CPUs during a case for its time to be doubtful."""
+    return pct is not None and pct == pct and float(pct) > BUSY_WARNING_PCT
+
+
+def _pct(pct):
+    return f"{float(pct):.0f}%" if _busy(pct) else ""
+
+
 def summarize(frame):
     counts = frame["verdict"].value_counts()
     parts = [f"{counts[v]} {v}" for v in ("slower", "new failure", "faster", "fixed", "same",
@@ -266,6 +280,12 @@ def summarize(frame):
     if frame["error_over_tolerance"].any():
         flags.append(f"{int(frame['error_over_tolerance'].sum())} with error over tolerance")
     text = ", ".join(parts + flags)
+    called = frame[frame["verdict"].isin(["slower", "faster"])]
+    busy = called[called["busy_pct"].map(_busy)]
+    if len(busy):
+        text += (f"\n{len(busy)} of the {len(called)} cases called slower or faster ran while other "
+                 f"processes or the hypervisor took over {BUSY_WARNING_PCT:.0f} % of the CPUs in "
+                 f"one of the runs (flag 'busy machine'): time them again with the machine idle")
     shift = run_shift(frame)
     if shift and abs(shift[0] - 1) >= SHIFT_WARNING:
         text += (f"\nwhole-run shift: the {shift[1]} timed cases with unchanged kernel code moved by a "
@@ -282,8 +302,10 @@ def render(frame, markdown=False):
         base_ms=frame["base_median_s"].astype(float) * 1e3,
         new_ms=frame["new_median_s"].astype(float) * 1e3,
         ratio=frame["ratio"].astype(float),
-        flags=[", ".join(f for f, on in (("code changed", s), ("error > tolerance", e)) if on)
-               for s, e in zip(frame["source_changed"], frame["error_over_tolerance"])],
+        flags=[", ".join(f for f, on in (("code changed", s), ("error > tolerance", e),
+                                         (f"busy machine {_pct(b)}", _busy(b))) if on)
+               for s, e, b in zip(frame["source_changed"], frame["error_over_tolerance"],
+                                  frame["busy_pct"])],
     )[["case", "kernel", "base_ms", "new_ms", "ratio", "verdict", "why", "flags"]]
     if markdown:
         return markdown_table(table)

@@ -222,6 +222,92 @@ def peer_environment(env=None) -> dict:
     return env
 
 
+# Others' share of the CPU during a case above which its time is not called this machine's best.
+BUSY_WARNING_PCT = 10.0
+
+
+def cpu_stat():
+    """(busy, steal, total) clock ticks of all CPUs since boot, from /proc/stat; None without it.
+
+    busy is user + nice + system + irq + softirq; steal is time the hypervisor gave this guest's
+    CPUs to others; total adds idle and iowait to both."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()
+        values = [int(value) for value in fields[1:9]]
+    except (OSError, IndexError, ValueError):
+        return None
+    if fields[0] != "cpu" or len(values) < 4:
+        return None
+    user, nice, system, idle, iowait, irq, softirq, steal = (values + [0] * 8)[:8]
+    busy = user + nice + system + irq + softirq
+    return busy, steal, busy + idle + iowait + steal
+
+
+def own_cpu_seconds() -> float:
+    """CPU time of this process and of its children that have been waited for."""
+    import resource
+
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
+
+
+class CpuShare:
+    """What else used the CPUs while a case ran: ``start()`` before the case's process starts,
+    ``stop()`` once it has been waited for. ``stop`` gives ``busy_other_pct`` (CPU time of every
+    process outside this one and its waited-for children, as a share of all CPUs' time over the
+    interval) and ``steal_pct`` (the hypervisor's), or {} where /proc/stat cannot be read.
+    ``stat``, ``own`` and ``hz`` are for tests."""
+
+    def __init__(self, stat=cpu_stat, own=own_cpu_seconds, hz=None):
+        self.stat, self.own = stat, own
+        self.hz = hz or os.sysconf("SC_CLK_TCK")
+        self.begin = None
+
+    def start(self):
+        self.begin = (self.stat(), self.own())
+        return self
+
+    def stop(self) -> dict:
+        if self.begin is None or self.begin[0] is None:
+            return {}
+        end = self.stat()
+        if end is None:
+            return {}
+        (busy0, steal0, total0), own0 = self.begin
+        busy1, steal1, total1 = end
+        ticks = total1 - total0
+        if ticks <= 0:
+            return {}
+        others = max(0.0, (busy1 - busy0) / self.hz - (self.own() - own0))
+        return {"busy_other_pct": round(100.0 * others / (ticks / self.hz), 2),
+                "steal_pct": round(100.0 * (steal1 - steal0) / ticks, 2)}
+
+
+def taken_by_others_pct(row):
+    """busy_other_pct + steal_pct of a row, or None where the run did not record them."""
+    values = [row.get(name) for name in ("busy_other_pct", "steal_pct")]
+    values = [float(v) for v in values if v is not None and v == v]
+    return sum(values) if values else None
+
+
+def busy_note(rows):
+    """A warning naming how many timed rows ran while others took over ``BUSY_WARNING_PCT`` of
+    the CPUs, and the worst; None when none did (or the run did not record it)."""
+    timed = [row for row in rows if row.get("status") == "PASSED" and row.get("median_s")]
+    busy = [(taken_by_others_pct(row), row) for row in timed]
+    busy = [(pct, row) for pct, row in busy if pct is not None and pct > BUSY_WARNING_PCT]
+    if not busy:
+        return None
+    worst, row = max(busy, key=lambda item: item[0])
+    return (f"note: other processes or the hypervisor took over {BUSY_WARNING_PCT:.0f} % of the "
+            f"CPUs during {len(busy)} of {len(timed)} timed cases (up to {worst:.0f} %, "
+            f"{row.get('name') or row['descriptor']} {row['algo']}/{row['backend']}); those times "
+            f"are not this machine's best: time them again with the machine otherwise idle")
+
+
 def default_threads() -> int:
     """Threads a CPU kernel gets when the run does not set them: numba's count (its variable, or
     the cores this process may use), which the BLAS libraries follow unless told otherwise."""

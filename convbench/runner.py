@@ -24,7 +24,7 @@ from pathlib import Path
 from . import __version__
 from .ceilings import MEASURED_EVERY_RUN, measure, measure_pinned, pinned_key
 from .ceilings import ceilings as machine_ceilings
-from .machine import (code_hash, default_threads, fingerprint, git_state, machine_id,
+from .machine import (CpuShare, code_hash, default_threads, fingerprint, git_state, machine_id,
                       peer_environment, source_hash, thread_environment)
 from .memory import default_budget, format_bytes
 from .reference import reference_bytes
@@ -85,7 +85,8 @@ def base_row(problem, kernel, threads=None):
                process_medians_s=None, loops=None,
                gflops=None,
                sgemm_fraction=None, workspace_bytes=None, prepare_s=None, first_call_s=None,
-               source_hash=None, code_hash=None, case_wall_s=None)
+               source_hash=None, code_hash=None, case_wall_s=None, busy_other_pct=None,
+               steal_pct=None)
     try:
         files = kernel.source_files()
         row["source_hash"], row["code_hash"] = source_hash(files), code_hash(files)
@@ -158,6 +159,7 @@ def run_case(problem, kernel, options, workdir, env=None, threads=None):
         env = thread_environment(threads, env)
     cmd += ["--reference-cache", str(reference_cache_dir(workdir, problem))]
     start = time.perf_counter()
+    share = CpuShare().start()   # what else ran meanwhile: other processes, the hypervisor
     # A new session makes the case the leader of its own process group, so a timeout can kill the
     # pyperf workers it started too.
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -173,7 +175,7 @@ def run_case(problem, kernel, options, workdir, env=None, threads=None):
         kill_group(proc.pid)
         proc.wait()
         raise
-    found = {"case_wall_s": time.perf_counter() - start}
+    found = {"case_wall_s": time.perf_counter() - start, **share.stop()}
     if result_path.is_file():
         try:
             found.update(json.loads(result_path.read_text()))
@@ -204,7 +206,8 @@ def row_ceiling(ceilings, kernel, threads=None):
 def complete_row(row, found, problem, ceiling):
     for key in ("status", "reason", "rel_l2", "max_err", "median_s", "mad_s", "stdev_s", "values",
                 "samples_s", "process_medians_s", "loops", "prepare_s", "first_call_s",
-                "case_wall_s", "stages_s", "threads_seen", "workspace_bytes"):
+                "case_wall_s", "busy_other_pct", "steal_pct", "stages_s", "threads_seen",
+                "workspace_bytes"):
         if key in found:
             row[key] = found[key]
     if row["status"] == "PASSED" and row.get("median_s"):

@@ -1,0 +1,86 @@
+"""Other processes busy while a case ran: recorded per row, warned about after a run, flagged
+in a comparison."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from convbench.compare import Thresholds, compare_frames, render, summarize
+from convbench.machine import BUSY_WARNING_PCT, CpuShare, busy_note, taken_by_others_pct
+from convbench.results import load_results
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_others_share_is_busy_time_outside_the_case_over_all_cpus_time():
+    stats = iter([(100, 0, 1000), (300, 50, 1400)])   # ticks: busy, steal, total
+    own = iter([5.0, 6.0])                           # the case used 1 s of CPU meanwhile
+    found = CpuShare(stat=lambda: next(stats), own=lambda: next(own), hz=100).start().stop()
+    # 2 s busy, 1 s of it ours, over 4 s of CPU time; 0.5 s of 4 s stolen
+    assert found == {"busy_other_pct": 25.0, "steal_pct": 12.5}
+
+
+def test_no_proc_stat_records_nothing():
+    assert CpuShare(stat=lambda: None, own=lambda: 0.0, hz=100).start().stop() == {}
+
+
+def test_the_case_alone_is_not_counted_as_others():
+    stats = iter([(0, 0, 0), (200, 0, 400)])
+    own = iter([0.0, 2.5])      # more than the busy ticks (rounding): clamped, never negative
+    found = CpuShare(stat=lambda: next(stats), own=lambda: next(own), hz=100).start().stop()
+    assert found["busy_other_pct"] == 0.0
+
+
+def test_note_names_the_busy_cases_and_the_worst():
+    rows = [{"status": "PASSED", "median_s": 1e-3, "name": "a", "descriptor": "d", "algo": "direct",
+             "backend": "cpu", "busy_other_pct": 2.0, "steal_pct": 0.0},
+            {"status": "PASSED", "median_s": 1e-3, "name": "b", "descriptor": "d", "algo": "im2col",
+             "backend": "cpu", "busy_other_pct": 30.0, "steal_pct": 5.0},
+            {"status": "SKIPPED", "median_s": None, "name": "c", "descriptor": "d", "algo": "fft",
+             "backend": "cpu", "busy_other_pct": 90.0, "steal_pct": 0.0}]
+    note = busy_note(rows)
+    assert "during 1 of 2 timed cases" in note and "up to 35 %, b im2col/cpu" in note
+    assert busy_note(rows[:1]) is None
+    assert busy_note([{"status": "PASSED", "median_s": 1.0}]) is None   # older files: nothing
+    assert taken_by_others_pct({"busy_other_pct": float("nan")}) is None
+
+
+def test_comparison_flags_verdicts_on_a_busy_machine():
+    base, new = load_results(DATA / "compare_base.json"), load_results(DATA / "compare_slower.json")
+    new["busy_other_pct"], new["steal_pct"] = 40.0, 2.0
+    frame = compare_frames(base, new, Thresholds())
+    called = frame[frame["verdict"].isin(["slower", "faster"])]
+    assert len(called) and (called["busy_pct"] == 42.0).all()
+    assert "busy machine 42%" in render(frame)
+    assert f"ran while other processes or the hypervisor took over {BUSY_WARNING_PCT:.0f} %" \
+        in summarize(frame)
+    quiet = compare_frames(base, load_results(DATA / "compare_slower.json"), Thresholds())
+    assert "busy machine" not in render(quiet) and "hypervisor" not in summarize(quiet)
+
+
+@pytest.mark.sweep
+def test_a_case_timed_beside_busy_processes_records_them(tmp_path):
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "convbench", "run", "--shapes", 'mb1ic8ih16oc8oh16kh3ph1n"x"',
+             "--algo", "direct", "--quick", "--out", str(tmp_path)],
+            capture_output=True, text=True, timeout=600)
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    path = next(p for p in tmp_path.glob("*/2*.json") if not p.name.endswith(".pyperf.json"))
+    row = json.loads(path.read_text())["rows"][0]
+    # two spinning processes could take min(2, cpus) of the CPUs; ask for a quarter of that
+    cpus = os.cpu_count()
+    assert row["busy_other_pct"] > 100 * min(2, cpus) / cpus / 4
+    assert "took over" in proc.stdout and "x direct/cpu" in proc.stdout
+    assert f"busy: others took {row['busy_other_pct'] + row['steal_pct']:.0f} % of the CPUs" \
+        in proc.stdout                               # the table's note for that case
+    assert "busy: others took" in proc.stderr        # and its progress line
