@@ -96,13 +96,16 @@ def history_spreads(history):
     runs (the identity: :func:`code_identity`).
 
     ``spread`` is the largest relative change between the medians of two runs of identical code:
-    max / min - 1 over the PASSED rows of at least ``HISTORY_MIN_RUNS`` distinct files.
+    max / min - 1 over the PASSED rows of at least ``HISTORY_MIN_RUNS`` distinct files. Rows timed
+    while others took over ``BUSY_WARNING_PCT`` of the CPUs are left out: a disturbed run would
+    raise the floor and hide real slowdowns.
     """
     if history is None or len(history) == 0:
         return {}
-    history = history.assign(code=[code_identity(row) for _, row in history.iterrows()])
+    history = history.assign(code=[code_identity(row) for _, row in history.iterrows()],
+                             busy=[_busy(taken_by_others_pct(row)) for _, row in history.iterrows()])
     passed = history[(history["status"] == "PASSED") & history["median_s"].notna()
-                     & history["code"].notna()]
+                     & history["code"].notna() & ~history["busy"]]
     spreads = {}
     for key, group in passed.groupby(KEY + ["code", "mode"], dropna=False):
         medians = group.groupby("file")["median_s"].first().astype(float)

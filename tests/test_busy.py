@@ -84,3 +84,24 @@ def test_a_case_timed_beside_busy_processes_records_them(tmp_path):
     assert f"busy: others took {row['busy_other_pct'] + row['steal_pct']:.0f} % of the CPUs" \
         in proc.stdout                               # the table's note for that case
     assert "busy: others took" in proc.stderr        # and its progress line
+
+
+def test_runs_on_a_busy_machine_do_not_raise_the_history_floor():
+    import pandas as pd
+    frames = []
+    for i, (factor, busy) in enumerate([(1.0, 0.0), (1.01, 0.0), (0.99, 0.0), (1.4, 60.0)]):
+        frame = load_results(DATA / "compare_base.json")
+        frame["file"] = f"/history/run{i}.json"
+        frame["median_s"] = frame["median_s"] * factor
+        frame["busy_other_pct"] = busy
+        frames.append(frame)
+    history = pd.concat(frames, ignore_index=True)
+    compared = compare_frames(load_results(DATA / "compare_base.json"),
+                              load_results(DATA / "compare_slower.json"), Thresholds(), history)
+    row = compared[(compared["name"] == "smoke:3x3_odd") & (compared["algo"] == "direct")].iloc[0]
+    assert row["verdict"] == "slower"     # the busy run's 40 % would have hidden it
+    history.loc[history["file"] == "/history/run3.json", "busy_other_pct"] = 0.0
+    compared = compare_frames(load_results(DATA / "compare_base.json"),
+                              load_results(DATA / "compare_slower.json"), Thresholds(), history)
+    row = compared[(compared["name"] == "smoke:3x3_odd") & (compared["algo"] == "direct")].iloc[0]
+    assert row["verdict"] == "same"
