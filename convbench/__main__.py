@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from .compare import text_table
+from .machine import busy_text
 from .memory import format_bytes, parse_bytes
 from .registry import all_kernels, select, usable_backends
 from .results import ResultsError, export_csv, results_files
@@ -53,7 +54,7 @@ def progress_line(row, done, total, show_threads=False):
         f"{row['median_s'] * 1e3:9.3f} ms {row['gflops']:8.1f} GFLOP/s  err {row['rel_l2']:.1e}"
         if row.get("median_s") else f"err {row['rel_l2']:.1e}")
     if status == "PASSED" and row.get("median_s"):
-        detail += _busy_text(row)
+        detail += f"  {busy_text(row)}".rstrip()
     label = row["name"] or row["descriptor"]
     kernel = f"{row['algo']}/{row['backend']}"
     if show_threads and row["threads"]:
@@ -83,22 +84,11 @@ def summary_table(path):
         workspace=frame["workspace_bytes"].map(lambda b: format_bytes(b) if b == b and b is not None
                                                 else ""),
         note=[_short_note(reason) if isinstance(reason, str) and reason else
-              _busy_text(row).strip() for reason, (_, row) in zip(frame["reason"],
+              busy_text(row) for reason, (_, row) in zip(frame["reason"],
                                                                 frame.iterrows())],
     )[["layer", "kernel", "status", "time_ms", "spread_pct", "gflops", "pct_sgemm", "rel_l2",
        "workspace", "note"]]
     return text_table(table)
-
-
-def _busy_text(row):
-    """'  busy: others took N % of the CPUs' for a timed case during which others took over
-    BUSY_WARNING_PCT of them, else ''."""
-    from .machine import BUSY_WARNING_PCT, taken_by_others_pct
-
-    taken = taken_by_others_pct(row) if row.get("median_s") else None
-    if taken is None or taken <= BUSY_WARNING_PCT:
-        return ""
-    return f"  busy: others took {taken:.0f} % of the CPUs"
 
 
 def _short_note(reason, width=60):

@@ -64,7 +64,8 @@ from pathlib import Path
 import numpy as np
 
 from ._ab_worker import PREFIX
-from .machine import code_text, fingerprint, peer_environment, thread_environment
+from .machine import (BUSY_WARNING_PCT, CpuShare, busy_text, code_text, fingerprint,
+                      peer_environment, taken_by_others_pct, thread_environment)
 from .timing import loops_for
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -323,6 +324,8 @@ class CaseResult:
     ratio_high: float | None = None
     verdict: str = ""
     wall_s: float = 0.0
+    busy_other_pct: float | None = None   # others' share of the CPUs while the case ran
+    steal_pct: float | None = None        # the hypervisor's
 
     def as_dict(self):
         return dict(self.__dict__)
@@ -334,7 +337,16 @@ def _validation(found):
 
 
 def measure_case(problem, kernel, trees, settings, reference_cache=None, same_source=None):
-    """Validate both versions, then time them alternately; a :class:`CaseResult`."""
+    """Validate both versions, then time them alternately; a :class:`CaseResult`, with what else
+    used the CPUs meanwhile (:class:`convbench.machine.CpuShare`)."""
+    share = CpuShare().start()
+    result = _measure_case(problem, kernel, trees, settings, reference_cache, same_source)
+    for key, value in share.stop().items():
+        setattr(result, key, value)
+    return result
+
+
+def _measure_case(problem, kernel, trees, settings, reference_cache, same_source):
     result = CaseResult(descriptor=problem.descriptor, name=problem.name, algo=kernel.spec.algo,
                         backend=kernel.spec.backend, same_source=same_source)
     started = time.monotonic()
@@ -534,7 +546,7 @@ def render(results, markdown=False):
         "base_ms": ms(r.base_s), "new_ms": ms(r.new_s),
         "change [CI]": change(r),
         "verdict": r.verdict,
-        "note": r.reason or "",
+        "note": r.reason or busy_text(r.__dict__),
     } for r in ran])
     parts = []
     if not frame.empty:
@@ -575,4 +587,10 @@ def summarize(results, min_change):
             text += ("\n  identical code cannot have changed speed: those calls are this run's "
                      "noise, not regressions; changes of that size on changed kernels are within "
                      "it (add --processes, or --threads 1)")
+    busy = [r for r in results if r.ratio is not None
+            and (taken_by_others_pct(r.__dict__) or 0) > BUSY_WARNING_PCT]
+    if busy:
+        text += (f"\n{len(busy)} of the timed cases ran while other processes or the hypervisor "
+                 f"took over {BUSY_WARNING_PCT:.0f} % of the CPUs (see their notes): their "
+                 f"intervals are wider than an idle machine's")
     return text

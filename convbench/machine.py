@@ -293,6 +293,15 @@ def taken_by_others_pct(row):
     return sum(values) if values else None
 
 
+def busy_text(row):
+    """'busy: others took N % of the CPUs' for a timed case during which others took over
+    ``BUSY_WARNING_PCT`` of them, else ''."""
+    taken = taken_by_others_pct(row) if row.get("median_s") or row.get("ratio") else None
+    if taken is None or taken <= BUSY_WARNING_PCT:
+        return ""
+    return f"busy: others took {taken:.0f} % of the CPUs"
+
+
 def busy_note(rows):
     """A warning naming how many timed rows ran while others took over ``BUSY_WARNING_PCT`` of
     the CPUs, and the worst; None when none did (or the run did not record it)."""

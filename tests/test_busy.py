@@ -105,3 +105,21 @@ def test_runs_on_a_busy_machine_do_not_raise_the_history_floor():
                               load_results(DATA / "compare_slower.json"), Thresholds(), history)
     row = compared[(compared["name"] == "smoke:3x3_odd") & (compared["algo"] == "direct")].iloc[0]
     assert row["verdict"] == "same"
+
+
+def test_ab_notes_cases_compared_on_a_busy_machine():
+    from convbench import ab
+
+    def case(name, busy):
+        return ab.CaseResult(descriptor="mb1ic8ih8oc8oh8kh3ph1", name=name, algo="direct",
+                             backend="cpu", same_source=False, ratio=1.2, ratio_low=1.0,
+                             ratio_high=1.4, verdict="unclear", busy_other_pct=busy, steal_pct=1.0)
+
+    busy, quiet = case("busy", 33.0), case("quiet", 0.5)
+    table = ab.render([busy, quiet])
+    busy_line = next(line for line in table.splitlines() if line.startswith("busy"))
+    quiet_line = next(line for line in table.splitlines() if line.startswith("quiet"))
+    assert "busy: others took 34 % of the CPUs" in busy_line and "busy:" not in quiet_line
+    assert "1 of the timed cases ran while other processes" in ab.summarize([busy, quiet], 0.05)
+    assert "other processes" not in ab.summarize([quiet], 0.05)
+    assert ab.CaseResult(**busy.as_dict()).busy_other_pct == 33.0   # kept by --resume
