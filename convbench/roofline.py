@@ -79,8 +79,10 @@ def ceiling_for(ceilings, backend, threads=None, end=None):
     from .ceilings import pinned_key
 
     base = backend.split("@")[0]
-    keys = ([pinned_key(base, int(threads))] if threads is not None and threads == threads
-            else []) + [base]
+    try:
+        keys = [pinned_key(base, int(threads)), base]
+    except (TypeError, ValueError):   # None, NaN or pandas' NA: no thread count recorded
+        keys = [base]
     found = {}
     for key in keys:
         if (ceilings or {}).get(key):

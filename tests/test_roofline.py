@@ -48,6 +48,8 @@ def test_ceilings_at_the_pinned_count_and_the_better_of_start_and_end():
     both = ceiling_for(start, "cpu", 2, end)          # no cpu@2t: the backend's, best of the two
     assert (both["sgemm_gflops"], both["copy_gbps"]) == (420.0, 40.0)
     assert ceiling_for(start, "gpu") == {} and ceiling_for({}, "cpu", None, end) == {}
+    for unknown in (None, float("nan"), pd.NA):        # no count recorded: the backend's own
+        assert ceiling_for(start, "cpu", unknown)["sgemm_gflops"] == 400.0
 
 
 def rows(**overrides):
