@@ -155,7 +155,7 @@ def figure(frame, ceiling, title, path):
     xs = np.geomspace(low, high, 200)
     ax.plot(xs, np.minimum(sgemm, copy * xs), color="black", linewidth=1.5)
     ax.text(high, sgemm, f"SGEMM {sgemm:.0f} GFLOP/s ", ha="right", va="bottom", fontsize=8)
-    ax.text(low * 1.2, copy * low * 1.2, f" copy {copy:.1f} GB/s", ha="left", va="bottom",
+    ax.text(low * 1.5, copy * low * 1.5 / 1.4, f"copy {copy:.1f} GB/s", ha="left", va="top",
             fontsize=8)
     for algo in _algo_order(passed["algo"].unique()):
         rows = passed[passed["algo"] == algo]
