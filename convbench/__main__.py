@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from .compare import text_table
-from .machine import busy_text
+from .machine import busy_row, busy_text
 from .memory import format_bytes, parse_bytes
 from .registry import all_kernels, select, usable_backends
 from .results import ResultsError, export_csv, results_files
@@ -160,6 +160,10 @@ def _selection(shape_texts, args):
 
 
 def cmd_run(args):
+    if args.retime_busy and not args.resume:
+        print("convbench run: --retime-busy needs --resume FILE (the run whose busy cases to time "
+              "again)", file=sys.stderr)
+        return EXIT_USAGE
     if args.resume:
         _resume_options(args)
     mode = "quick" if args.quick else "rigorous" if args.rigorous else args.mode
@@ -179,7 +183,8 @@ def cmd_run(args):
     try:
         path = sweep(problems, kernels, options, out_dir=args.out, resume=args.resume,
                      report=_progress(args), remeasure_ceilings=args.remeasure_ceilings,
-                     on_start=lambda path: started.setdefault("path", path))
+                     on_start=lambda path: started.setdefault("path", path),
+                     retime=busy_row if args.retime_busy else None)
     except KeyboardInterrupt:
         where = started.get("path")
         print(f"\nconvbench run: interrupted. Every finished case is saved in {where}; continue "
@@ -231,7 +236,7 @@ def _finish_comparison(frame, base_path, new_path):
     return 1 if bad else 0
 
 
-def _print_drift(path):
+def _print_drift(path, retime_hint=True):
     """What may have disturbed a run's timings: the machine's speed changing between its start
     and its end, and other processes busy while cases ran."""
     from .ceilings import drift_note
@@ -239,8 +244,11 @@ def _print_drift(path):
     from .results import read_document
 
     document = read_document(path)
+    busy = busy_note(document["rows"])
+    if busy and retime_hint:
+        busy += f":\n  python -m convbench run --resume {path} --retime-busy"
     for note in (drift_note(document.get("ceilings") or {}, document.get("ceilings_end") or {}),
-                 busy_note(document["rows"])):
+                 busy):
         if note:
             print(note)
 
@@ -280,7 +288,7 @@ def cmd_find(args):
               + _floor_text(problem, group, frame[frame["backend"] == backend], document))
         print(_find_text(group))
     print(f"\nresults: {path}")
-    _print_drift(path)
+    _print_drift(path, retime_hint=False)
     broken = table[table["status"].isin(BROKEN)]
     if len(broken):
         print(f"{len(broken)} kernel(s) failed: " + ", ".join(broken["kernel"]))
@@ -676,6 +684,9 @@ def build_parser():
                      help="seconds one case may take before it is killed (TIMEOUT row)")
     run.add_argument("--resume", type=Path,
                      help="continue this interrupted results file with its own options")
+    run.add_argument("--retime-busy", action="store_true",
+                     help="with --resume: time again, in place, the cases of that file during "
+                          "which others took over 10 %% of the CPUs")
     run.add_argument("--threads", metavar="N[,N...]",
                      help="CPU kernels once per count, e.g. 1,2: each case pinned to that many "
                           "cores with numba, OpenMP and BLAS set to as many threads (default: "

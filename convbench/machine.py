@@ -293,6 +293,13 @@ def taken_by_others_pct(row):
     return sum(values) if values else None
 
 
+def busy_row(row):
+    """Whether others took over ``BUSY_WARNING_PCT`` of the CPUs while this timed row ran."""
+    taken = taken_by_others_pct(row)
+    return bool(row.get("status") == "PASSED" and row.get("median_s") and taken is not None
+                and taken > BUSY_WARNING_PCT)
+
+
 def busy_text(row):
     """'busy: others took N % of the CPUs' for a timed case during which others took over
     ``BUSY_WARNING_PCT`` of them, else ''."""
@@ -306,8 +313,7 @@ def busy_note(rows):
     """A warning naming how many timed rows ran while others took over ``BUSY_WARNING_PCT`` of
     the CPUs, and the worst; None when none did (or the run did not record it)."""
     timed = [row for row in rows if row.get("status") == "PASSED" and row.get("median_s")]
-    busy = [(taken_by_others_pct(row), row) for row in timed]
-    busy = [(pct, row) for pct, row in busy if pct is not None and pct > BUSY_WARNING_PCT]
+    busy = [(taken_by_others_pct(row), row) for row in timed if busy_row(row)]
     if not busy:
         return None
     worst, row = max(busy, key=lambda item: item[0])

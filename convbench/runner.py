@@ -231,8 +231,12 @@ class PyperfSuite:
                 self.benchmarks = []
 
     def add(self, case_file):
+        """Add a case's benchmarks, replacing any of the same name (a case timed again)."""
         import pyperf
-        self.benchmarks.extend(pyperf.BenchmarkSuite.load(str(case_file)).get_benchmarks())
+        added = list(pyperf.BenchmarkSuite.load(str(case_file)).get_benchmarks())
+        names = {benchmark.get_name() for benchmark in added}
+        self.benchmarks = [benchmark for benchmark in self.benchmarks
+                           if benchmark.get_name() not in names] + added
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         pyperf.BenchmarkSuite(self.benchmarks).dump(str(tmp), replace=True)
         os.replace(tmp, self.path)
@@ -246,7 +250,7 @@ def new_results_path(out_dir, git, subdir=None):
 
 
 def sweep(problems, kernels, options, out_dir=DEFAULT_RESULTS_DIR, resume=None, report=None,
-          remeasure_ceilings=False, env=None, on_start=None, subdir=None):
+          remeasure_ceilings=False, env=None, on_start=None, subdir=None, retime=None):
     """Run every kernel on every problem; return the results file's path.
 
     The file is ``out_dir/<machine-id>/[subdir/]<time>_<commit>.json``; a ``subdir`` keeps runs that
@@ -254,7 +258,8 @@ def sweep(problems, kernels, options, out_dir=DEFAULT_RESULTS_DIR, resume=None, 
 
     ``on_start(path)`` is called once the results file exists; ``report(row, done, total)`` after
     each case (progress output). With ``resume``, rows already in that file are kept and their cases
-    not run again.
+    not run again, except those for which ``retime(row)`` is true: they run again and their new
+    rows take the old ones' places.
     """
     if options.mode not in MODES:
         raise ValueError(f"unknown mode {options.mode!r}; valid: {', '.join(MODES)}")
@@ -266,8 +271,11 @@ def sweep(problems, kernels, options, out_dir=DEFAULT_RESULTS_DIR, resume=None, 
         for row in document["rows"]:   # a file written before rows recorded their threads
             if "threads" not in row:
                 row["threads"] = default if row.get("backend") == "cpu" else None
-        finished = {case_key(row) for row in document["rows"]}
+        redo = {case_key(row): index for index, row in enumerate(document["rows"])
+                if retime is not None and retime(row)}
+        finished = {case_key(row) for row in document["rows"]} - set(redo)
     else:
+        redo = {}
         git = git_state()
         path = new_results_path(out_dir, git, subdir)
         backends = sorted({kernel.spec.backend for kernel in kernels
@@ -307,7 +315,10 @@ def sweep(problems, kernels, options, out_dir=DEFAULT_RESULTS_DIR, resume=None, 
                 complete_row(row, found, problem, row_ceiling(document["ceilings"], kernel, threads))
                 if case_pyperf is not None and row["status"] == "PASSED":
                     suite.add(case_pyperf)
-            document["rows"].append(row)
+            if case_key(row) in redo:
+                document["rows"][redo[case_key(row)]] = row
+            else:
+                document["rows"].append(row)
             write_atomic(path, document)
             done += 1
             if report:

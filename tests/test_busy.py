@@ -123,3 +123,38 @@ def test_ab_notes_cases_compared_on_a_busy_machine():
     assert "1 of the timed cases ran while other processes" in ab.summarize([busy, quiet], 0.05)
     assert "other processes" not in ab.summarize([quiet], 0.05)
     assert ab.CaseResult(**busy.as_dict()).busy_other_pct == 33.0   # kept by --resume
+
+
+@pytest.mark.sweep
+def test_retime_busy_times_the_busy_cases_again_in_place(tmp_path):
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "convbench", "run", *args],
+                              capture_output=True, text=True, timeout=600)
+
+    proc = run("--shapes", 'mb1ic4ih10oc4oh10kh3ph1n"a"', "--algo", "direct,im2col", "--quick",
+               "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    path = next(p for p in tmp_path.glob("*/2*.json") if not p.name.endswith(".pyperf.json"))
+    document = json.loads(path.read_text())
+    before = [dict(row) for row in document["rows"]]
+    assert [row["algo"] for row in before] == ["direct", "im2col"]
+    document["rows"][0].update(busy_other_pct=70.0, steal_pct=0.0)     # as if disturbed
+    document["rows"][1].update(busy_other_pct=0.0, steal_pct=0.0)
+    path.write_text(json.dumps(document))
+    shown = subprocess.run([sys.executable, "-m", "convbench", "show", str(path)],
+                           capture_output=True, text=True, timeout=300).stdout
+    assert f"python -m convbench run --resume {path} --retime-busy" in shown
+
+    proc = run("--resume", str(path), "--retime-busy")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = json.loads(path.read_text())["rows"]
+    assert [row["algo"] for row in rows] == ["direct", "im2col"]       # same places, no extra row
+    assert rows[0]["busy_other_pct"] != 70.0 and rows[0]["case_wall_s"] != before[0]["case_wall_s"]
+    assert rows[1] == dict(before[1], busy_other_pct=0.0, steal_pct=0.0)  # left alone
+    import pyperf
+    names = [b.get_name() for b in pyperf.BenchmarkSuite.load(
+        str(path.with_name(path.stem + ".pyperf.json"))).get_benchmarks()]
+    assert len(names) == len(set(names)) == 2                          # replaced, not added
+
+    refused = run("--retime-busy", "--shapes", "smoke")
+    assert refused.returncode == 2 and "--retime-busy needs --resume" in refused.stderr
