@@ -245,8 +245,9 @@ def _print_drift(path, retime_hint=True):
 
     document = read_document(path)
     busy = busy_note(document["rows"])
-    if busy and retime_hint:
-        busy += f":\n  python -m convbench run --resume {path} --retime-busy"
+    if busy:
+        busy = f"note: {busy}" + (f":\n  python -m convbench run --resume {path} --retime-busy"
+                                  if retime_hint else "")
     for note in (drift_note(document.get("ceilings") or {}, document.get("ceilings_end") or {}),
                  busy):
         if note:

@@ -317,7 +317,7 @@ def busy_note(rows):
     if not busy:
         return None
     worst, row = max(busy, key=lambda item: item[0])
-    return (f"note: other processes or the hypervisor took over {BUSY_WARNING_PCT:.0f} % of the "
+    return (f"other processes or the hypervisor took over {BUSY_WARNING_PCT:.0f} % of the "
             f"CPUs during {len(busy)} of {len(timed)} timed cases (up to {worst:.0f} %, "
             f"{row.get('name') or row['descriptor']} {row['algo']}/{row['backend']}); those times "
             f"are not this machine's best: time them again with the machine otherwise idle")

@@ -284,18 +284,20 @@ def write_report(paths, out_dir):
     import matplotlib
     matplotlib.use("Agg")
     from .results import load_results, read_document, split_threads
+    from .machine import busy_note
     from .roofline import figure as roofline_figure, roofline_table, rows_ceiling
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = load_results(*paths)
     frame["layer"] = _label(frame)
-    ceilings, ceilings_end, fingerprints = {}, {}, {}
+    ceilings, ceilings_end, fingerprints, busy = {}, {}, {}, {}
     for path in paths:
         document = read_document(path)
         ceilings[document["machine"]["machine_id"]] = document.get("ceilings", {})
         ceilings_end[document["machine"]["machine_id"]] = document.get("ceilings_end", {})
         fingerprints[str(path)] = document["machine"]
+        busy[str(path)] = busy_note(document["rows"])
     sections = [f"# convbench report\n\nFrom {len(paths)} results file(s): "
                 + ", ".join(f"`{p}`" for p in paths) + "\n"]
     figures = []
@@ -309,7 +311,9 @@ def write_report(paths, out_dir):
         bests[machine] = best
         sections.append(f"## {machine}\n\nRun of commit `{str(latest['commit'].iloc[0])[:10]}` "
                         f"({latest['created'].iloc[0]}).\n\n"
-                        + machine_text(fingerprints.get(str(latest["file"].iloc[0]), {})) + "\n")
+                        + machine_text(fingerprints.get(str(latest["file"].iloc[0]), {})) + "\n"
+                        + (f"\n**Disturbed:** {busy[str(latest['file'].iloc[0])]}.\n"
+                           if busy.get(str(latest["file"].iloc[0])) else ""))
         sections.append("### Best algorithm per layer\n\n" + _markdown_table(best) + "\n")
         sections.append("### Effective GFLOP/s\n\n"
                         + _markdown_table(gflops_table(latest).reset_index(), "{}") + "\n")

@@ -158,3 +158,16 @@ def test_retime_busy_times_the_busy_cases_again_in_place(tmp_path):
 
     refused = run("--retime-busy", "--shapes", "smoke")
     assert refused.returncode == 2 and "--retime-busy needs --resume" in refused.stderr
+
+
+def test_report_says_when_a_run_was_disturbed(tmp_path):
+    from convbench.report import write_report
+    document = json.loads((DATA / "compare_base.json").read_text())
+    timed = [row for row in document["rows"] if row["status"] == "PASSED"]
+    timed[0].update(busy_other_pct=25.0, steal_pct=1.0)
+    path = tmp_path / "busy.json"
+    path.write_text(json.dumps(document))
+    text = write_report([path], tmp_path / "busy").read_text()
+    assert f"**Disturbed:** other processes or the hypervisor took over 10 % of the CPUs during " \
+           f"1 of {len(timed)} timed cases (up to 26 %" in text
+    assert "Disturbed" not in write_report([DATA / "compare_base.json"], tmp_path / "quiet").read_text()
