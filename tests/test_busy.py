@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from convbench.compare import Thresholds, compare_frames, render, summarize
-from convbench.machine import BUSY_WARNING_PCT, CpuShare, busy_note, taken_by_others_pct
+from convbench.machine import (BUSY_WARNING_PCT, CpuShare, busy_note, cpu_stat,
+                               taken_by_others_pct)
 from convbench.results import load_results
 
 DATA = Path(__file__).parent / "data"
@@ -63,6 +64,7 @@ def test_comparison_flags_verdicts_on_a_busy_machine():
 
 
 @pytest.mark.sweep
+@pytest.mark.skipif(cpu_stat() is None, reason="no /proc/stat to read the CPUs' counters from")
 def test_a_case_timed_beside_busy_processes_records_them(tmp_path):
     spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
     try:
