@@ -208,10 +208,11 @@ def cmd_run(args):
 def _print_environment(kernels):
     """The BLAS kernels and library variables a CPU run times with, before it starts."""
     if any(kernel.spec.backend == "cpu" for kernel in kernels):
-        from .machine import environment_line, setup_notes
+        from .machine import busy_now, environment_line, setup_notes
         print(environment_line(), file=sys.stderr)
-        for note in setup_notes():
-            print(f"note: {note}", file=sys.stderr)
+        for note in setup_notes() + [busy_now()]:
+            if note:
+                print(f"note: {note}", file=sys.stderr)
 
 
 def _finish_comparison(frame, base_path, new_path):
@@ -346,7 +347,7 @@ def cmd_list(args):
 
 def cmd_machine(args):
     """This machine as a run would record it, and what in its setup changes what a run times."""
-    from .machine import fingerprint, setup_notes
+    from .machine import busy_now, fingerprint, setup_notes
 
     found = fingerprint()
     print(f"machine id   {found['machine_id']}")
@@ -373,9 +374,9 @@ def cmd_machine(args):
         measured = measure_cpu()
         print(f"ceilings     SGEMM {measured['sgemm_gflops']:.0f} GFLOP/s "
               f"({measured['sgemm_size']}^3), copy {measured['copy_gbps']:.1f} GB/s")
-    notes = setup_notes()
+    notes = [note for note in setup_notes() + [busy_now()] if note]
     print("\n" + ("\n".join(f"note: {note}" for note in notes) if notes
-                  else "no setting found that changes what a run times"))
+                  else "no setting found that changes what a run times, and the CPUs are idle"))
     return 0
 
 

@@ -286,6 +286,23 @@ class CpuShare:
                 "steal_pct": round(100.0 * (steal1 - steal0) / ticks, 2)}
 
 
+def busy_now(seconds=0.5, share=None):
+    """A note when other processes or the hypervisor take over ``BUSY_WARNING_PCT`` of the CPUs
+    over the next ``seconds`` (this process sleeps meanwhile), else None: a run started now
+    would be disturbed. ``share`` (a :class:`CpuShare`) is for tests."""
+    import time
+
+    share = (share or CpuShare()).start()
+    time.sleep(seconds)
+    found = share.stop()
+    taken = taken_by_others_pct(found)
+    if taken is None or taken <= BUSY_WARNING_PCT:
+        return None
+    return (f"other processes or the hypervisor are taking {taken:.0f} % of the CPUs right now "
+            f"(busy {found['busy_other_pct']:.0f} %, steal {found['steal_pct']:.0f} %): timings "
+            f"taken beside them are not this machine's best")
+
+
 def taken_by_others_pct(row):
     """busy_other_pct + steal_pct of a row, or None where the run did not record them."""
     values = [row.get(name) for name in ("busy_other_pct", "steal_pct")]

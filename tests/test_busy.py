@@ -173,3 +173,30 @@ def test_report_says_when_a_run_was_disturbed(tmp_path):
     assert f"**Disturbed:** other processes or the hypervisor took over 10 % of the CPUs during " \
            f"1 of {len(timed)} timed cases (up to 26 %" in text
     assert "Disturbed" not in write_report([DATA / "compare_base.json"], tmp_path / "quiet").read_text()
+
+
+@pytest.mark.parametrize("busy_ticks, warned", [(120, True), (10, False)])
+def test_busy_now_warns_before_a_run_only_when_others_are_busy(busy_ticks, warned):
+    from convbench.machine import busy_now
+    stats = iter([(0, 0, 0), (busy_ticks, 0, 400)])
+    share = CpuShare(stat=lambda: next(stats), own=lambda: 0.0, hz=100)
+    note = busy_now(seconds=0, share=share)
+    assert (note is not None) == warned
+    if warned:
+        assert "taking 30 % of the CPUs right now (busy 30 %, steal 0 %)" in note
+
+
+@pytest.mark.skipif(cpu_stat() is None, reason="no /proc/stat to read the CPUs' counters from")
+def test_machine_command_says_when_the_cpus_are_busy_now():
+    if os.cpu_count() > 8:
+        pytest.skip("two spinning processes are too small a share of over 8 CPUs to be sure of")
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        proc = subprocess.run([sys.executable, "-m", "convbench", "machine"], capture_output=True,
+                              text=True, timeout=300)
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+    assert proc.returncode == 0, proc.stderr
+    assert "of the CPUs right now" in proc.stdout
