@@ -9,7 +9,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from .compare import KEY, Thresholds, compare_frames
+from .compare import KEY, Thresholds, _busy, compare_frames
+from .machine import busy_row
 from .results import load_results, mixed_thread_backends, results_files, split_threads
 
 
@@ -36,7 +37,9 @@ def runs_in_order(paths):
 
 
 def step_changes(runs, thresholds=Thresholds()):
-    """Rows of (case, from run, to run, verdict, ratio) for significant changes between neighbours."""
+    """Rows of (case, from run, to run, verdict, ratio, busy_pct) for significant changes between
+    neighbours; ``busy_pct``: the larger share of the CPUs others took while the case ran in
+    either run, where recorded."""
     import pandas as pd
 
     steps = []
@@ -45,8 +48,10 @@ def step_changes(runs, thresholds=Thresholds()):
         for _, row in verdicts[verdicts["verdict"].isin(["slower", "faster"])].iterrows():
             steps.append({**{key: row[key] for key in KEY}, "name": row["name"],
                           "commit": str(after["commit"].iloc[0])[:10], "file": str(path),
-                          "verdict": row["verdict"], "ratio": row["ratio"]})
-    return pd.DataFrame(steps, columns=KEY + ["name", "commit", "file", "verdict", "ratio"])
+                          "verdict": row["verdict"], "ratio": row["ratio"],
+                          "busy_pct": row["busy_pct"]})
+    return pd.DataFrame(steps, columns=KEY + ["name", "commit", "file", "verdict", "ratio",
+                                              "busy_pct"])
 
 
 def environment_shifts(runs):
@@ -88,12 +93,16 @@ def write_history(paths, out_dir, thresholds=Thresholds()):
     kernels = sorted({(a, b) for _, frame in runs for a, b in zip(frame["algo"], frame["backend"])})
     fig, axes = plt.subplots(len(kernels), 1, figsize=(10, 3.2 * len(kernels)), squeeze=False)
     for ax, (algo, backend) in zip(axes[:, 0], kernels):
-        cases = {}
+        cases, disturbed = {}, []
         for index, (_, frame) in enumerate(runs):
             part = frame[(frame["algo"] == algo) & (frame["backend"] == backend)
                          & (frame["status"] == "PASSED")]
             for _, row in part.iterrows():
                 cases.setdefault(row["name"] or row["descriptor"], {})[index] = row["gflops"]
+                if busy_row(row):
+                    disturbed.append((index, row["gflops"]))
+        for index, gflops in disturbed:
+            ax.plot(index, gflops, marker="x", markersize=9, color="grey", zorder=6)
         for name, series in cases.items():
             xs = sorted(series)
             line, = ax.plot(xs, [series[x] for x in xs], marker="o", markersize=3, label=name)
@@ -114,7 +123,8 @@ def write_history(paths, out_dir, thresholds=Thresholds()):
         if cases:
             ax.legend(fontsize=6, ncol=3, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.suptitle("red: significantly slower than the run before; green: faster; dotted line: the "
-                 "software or its settings changed", fontsize=9)
+                 "software or its settings changed; grey x: timed while others were busy on the "
+                 "CPUs", fontsize=9)
     fig.tight_layout()
     fig.savefig(out_dir / "history.png", dpi=100)
     plt.close(fig)
@@ -128,7 +138,9 @@ def write_history(paths, out_dir, thresholds=Thresholds()):
             index = position[step["file"]]
             lines.append(f"- {step['name'] or step['descriptor']} {step['algo']}/{step['backend']}: "
                          f"{step['verdict']} (x{step['ratio']:.2f}) at commit {step['commit']}"
-                         + (" (the environment changed too, see below)" if index in shifts else ""))
+                         + (" (the environment changed too, see below)" if index in shifts else "")
+                         + (f" (timed on a busy machine: others took {step['busy_pct']:.0f} % of "
+                            f"the CPUs)" if _busy(step["busy_pct"]) else ""))
     lines += ["", "## Environment changes", ""]
     if not shifts:
         lines.append("None recorded between consecutive runs (files from before the BLAS kernels "

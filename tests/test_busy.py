@@ -200,3 +200,20 @@ def test_machine_command_says_when_the_cpus_are_busy_now():
             spinner.wait()
     assert proc.returncode == 0, proc.stderr
     assert "of the CPUs right now" in proc.stdout
+
+
+def test_history_marks_steps_timed_on_a_busy_machine(tmp_path):
+    from convbench.history import write_history
+    paths = []
+    for name in ("compare_base.json", "compare_aa.json", "compare_slower.json"):
+        document = json.loads((DATA / name).read_text())
+        if name == "compare_slower.json":
+            for row in document["rows"]:
+                row.update(busy_other_pct=45.0, steal_pct=0.0)
+        paths.append(tmp_path / name)
+        paths[-1].write_text(json.dumps(document))
+    text, steps = write_history(paths, tmp_path / "out")
+    step = next(line for line in text.read_text().splitlines()
+                if "slower" in line and "3x3_odd" in line)
+    assert step.endswith("(timed on a busy machine: others took 45 % of the CPUs)")
+    assert (steps["busy_pct"] == 45.0).all()
