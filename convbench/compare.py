@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .machine import BUSY_WARNING_PCT, taken_by_others_pct
+from .machine import BUSY_WARNING_PCT, busy_row, is_busy, taken_by_others_pct
 from .results import kernel_labels
 
 KEY = ["descriptor", "algo", "backend", "threads"]   # threads: None on the GPU
@@ -103,7 +103,7 @@ def history_spreads(history):
     if history is None or len(history) == 0:
         return {}
     history = history.assign(code=[code_identity(row) for _, row in history.iterrows()],
-                             busy=[_busy(taken_by_others_pct(row)) for _, row in history.iterrows()])
+                             busy=[busy_row(row) for _, row in history.iterrows()])
     passed = history[(history["status"] == "PASSED") & history["median_s"].notna()
                      & history["code"].notna() & ~history["busy"]]
     spreads = {}
@@ -263,13 +263,8 @@ def run_shift(frame):
     return float(timed["ratio"].astype(float).median()), len(timed)
 
 
-def _busy(pct):
-    """Whether others took enough of the CPUs during a case for its time to be doubtful."""
-    return pct is not None and pct == pct and float(pct) > BUSY_WARNING_PCT
-
-
 def _pct(pct):
-    return f"{float(pct):.0f}%" if _busy(pct) else ""
+    return f"{float(pct):.0f}%" if is_busy(pct) else ""
 
 
 def summarize(frame):
@@ -284,7 +279,7 @@ def summarize(frame):
         flags.append(f"{int(frame['error_over_tolerance'].sum())} with error over tolerance")
     text = ", ".join(parts + flags)
     called = frame[frame["verdict"].isin(["slower", "faster"])]
-    busy = called[called["busy_pct"].map(_busy)]
+    busy = called[called["busy_pct"].map(is_busy)]
     if len(busy):
         text += (f"\n{len(busy)} of the {len(called)} cases called slower or faster ran while other "
                  f"processes or the hypervisor took over {BUSY_WARNING_PCT:.0f} % of the CPUs in "
@@ -306,7 +301,7 @@ def render(frame, markdown=False):
         new_ms=frame["new_median_s"].astype(float) * 1e3,
         ratio=frame["ratio"].astype(float),
         flags=[", ".join(f for f, on in (("code changed", s), ("error > tolerance", e),
-                                         (f"busy machine {_pct(b)}", _busy(b))) if on)
+                                         (f"busy machine {_pct(b)}", is_busy(b))) if on)
                for s, e, b in zip(frame["source_changed"], frame["error_over_tolerance"],
                                   frame["busy_pct"])],
     )[["case", "kernel", "base_ms", "new_ms", "ratio", "verdict", "why", "flags"]]

@@ -9,8 +9,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from .compare import KEY, Thresholds, _busy, compare_frames
-from .machine import busy_row
+from .compare import KEY, Thresholds, compare_frames
+from .machine import busy_row, is_busy
 from .results import load_results, mixed_thread_backends, results_files, split_threads
 
 
@@ -140,7 +140,7 @@ def write_history(paths, out_dir, thresholds=Thresholds()):
                          f"{step['verdict']} (x{step['ratio']:.2f}) at commit {step['commit']}"
                          + (" (the environment changed too, see below)" if index in shifts else "")
                          + (f" (timed on a busy machine: others took {step['busy_pct']:.0f} % of "
-                            f"the CPUs)" if _busy(step["busy_pct"]) else ""))
+                            f"the CPUs)" if is_busy(step["busy_pct"]) else ""))
     lines += ["", "## Environment changes", ""]
     if not shifts:
         lines.append("None recorded between consecutive runs (files from before the BLAS kernels "

@@ -296,7 +296,7 @@ def busy_now(seconds=0.5, share=None):
     time.sleep(seconds)
     found = share.stop()
     taken = taken_by_others_pct(found)
-    if taken is None or taken <= BUSY_WARNING_PCT:
+    if not is_busy(taken):
         return None
     return (f"other processes or the hypervisor are taking {taken:.0f} % of the CPUs right now "
             f"(busy {found['busy_other_pct']:.0f} %, steal {found['steal_pct']:.0f} %): timings "
@@ -310,18 +310,23 @@ def taken_by_others_pct(row):
     return sum(values) if values else None
 
 
+def is_busy(pct) -> bool:
+    """Whether a share of the CPUs taken by others (a percentage; None or NaN: not recorded) is
+    over ``BUSY_WARNING_PCT``."""
+    return pct is not None and pct == pct and float(pct) > BUSY_WARNING_PCT
+
+
 def busy_row(row):
     """Whether others took over ``BUSY_WARNING_PCT`` of the CPUs while this timed row ran."""
-    taken = taken_by_others_pct(row)
-    return bool(row.get("status") == "PASSED" and row.get("median_s") and taken is not None
-                and taken > BUSY_WARNING_PCT)
+    return bool(row.get("status") == "PASSED" and row.get("median_s")
+                and is_busy(taken_by_others_pct(row)))
 
 
 def busy_text(row):
     """'busy: others took N % of the CPUs' for a timed case during which others took over
     ``BUSY_WARNING_PCT`` of them, else ''."""
     taken = taken_by_others_pct(row) if row.get("median_s") or row.get("ratio") else None
-    if taken is None or taken <= BUSY_WARNING_PCT:
+    if not is_busy(taken):
         return ""
     return f"busy: others took {taken:.0f} % of the CPUs"
 
