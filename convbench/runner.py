@@ -237,6 +237,20 @@ class PyperfSuite:
         names = {benchmark.get_name() for benchmark in added}
         self.benchmarks = [benchmark for benchmark in self.benchmarks
                            if benchmark.get_name() not in names] + added
+        self._write()
+
+    def remove(self, name):
+        """Drop the benchmark ``name`` (a case timed again that did not pass this time)."""
+        kept = [benchmark for benchmark in self.benchmarks if benchmark.get_name() != name]
+        if len(kept) != len(self.benchmarks):
+            self.benchmarks = kept
+            self._write()
+
+    def _write(self):
+        import pyperf
+        if not self.benchmarks:     # pyperf writes no empty suite: no file rather than a stale one
+            self.path.unlink(missing_ok=True)
+            return
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         pyperf.BenchmarkSuite(self.benchmarks).dump(str(tmp), replace=True)
         os.replace(tmp, self.path)
@@ -315,6 +329,10 @@ def sweep(problems, kernels, options, out_dir=DEFAULT_RESULTS_DIR, resume=None, 
                 complete_row(row, found, problem, row_ceiling(document["ceilings"], kernel, threads))
                 if case_pyperf is not None and row["status"] == "PASSED":
                     suite.add(case_pyperf)
+                elif case_key(row) in redo:   # timed again, and not timed this time
+                    from ._case import benchmark_name
+                    suite.remove(benchmark_name(problem, kernel.spec.algo, kernel.spec.backend,
+                                                threads))
             if case_key(row) in redo:
                 document["rows"][redo[case_key(row)]] = row
             else:

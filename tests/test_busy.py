@@ -217,3 +217,28 @@ def test_history_marks_steps_timed_on_a_busy_machine(tmp_path):
                 if "slower" in line and "3x3_odd" in line)
     assert step.endswith("(timed on a busy machine: others took 45 % of the CPUs)")
     assert (steps["busy_pct"] == 45.0).all()
+
+
+def test_a_case_timed_again_replaces_or_drops_its_old_pyperf_benchmark(tmp_path):
+    """The pyperf file beside a results file keeps only what the results file says was timed."""
+    import pyperf
+    from convbench.runner import PyperfSuite
+
+    def case_file(*names):
+        path = tmp_path / f"case-{'-'.join(names)}.json"
+        pyperf.BenchmarkSuite([pyperf.Benchmark([pyperf.Run(
+            [0.001, 0.0011], metadata={"name": name, "loops": 1},
+            collect_metadata=False)]) for name in names]).dump(str(path), replace=True)
+        return path
+
+    suite = PyperfSuite(tmp_path / "run.pyperf.json")
+    suite.add(case_file("a"))
+    suite.add(case_file("b"))
+    suite.add(case_file("a"))                           # case a timed again: replaced
+    stored = lambda: [b.get_name() for b in
+                      pyperf.BenchmarkSuite.load(str(suite.path)).get_benchmarks()]
+    assert sorted(stored()) == ["a", "b"]
+    suite.remove("a")                                   # timed again and failed: dropped
+    assert stored() == ["b"]
+    suite.remove("b")
+    assert not suite.path.exists()                      # pyperf has no empty suite
