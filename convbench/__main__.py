@@ -442,7 +442,7 @@ def cmd_export(args):
 
 
 def cmd_compare(args):
-    from .compare import Thresholds, compare_frames, render, summarize
+    from .compare import Thresholds, compare_frames, render, same_environment_runs, summarize
     from .results import load_results
 
     if args.base is not None and args.new is None:
@@ -467,7 +467,11 @@ def cmd_compare(args):
     thresholds = Thresholds(min_change=args.min_change, alpha=args.alpha,
                             noise_factor=args.noise_factor)
     history_files = history_paths(args.history or [])
-    history = load_results(*history_files) if history_files else None
+    alike_files = same_environment_runs(args.base, history_files)
+    history = load_results(*alike_files) if alike_files else None
+    if len(alike_files) < len(history_files):
+        print(f"history: {len(alike_files)} of {len(history_files)} runs were made in the base "
+              f"run's environment and give the run-to-run floor")
     frame = compare_frames(base, new, thresholds, history)
     print(render(frame, markdown=args.markdown))
     print(f"\n{summarize(frame)}")
@@ -625,7 +629,7 @@ def compare_with_latest_committed(path):
     """After a sweep: compare with the newest committed run of this machine that made the same
     selection (shapes, --match, --mb, kernels, thread counts), else with the newest committed run;
     print the verdict."""
-    from .compare import compare_frames, render, summarize
+    from .compare import compare_frames, render, same_environment_runs, summarize
     from .history import committed_results
     from .results import load_results, read_document
 
@@ -636,16 +640,18 @@ def compare_with_latest_committed(path):
         print(f"\nno committed baseline for machine {machine} under {root}: nothing to compare")
         return 0
     base_path, alike = latest_alike(baselines, path)
-    history = load_results(*baselines)   # all give the run-to-run floor
-    base = history[history["file"] == str(base_path)]
-    frame = compare_frames(base, load_results(path), history=history)
+    # the runs made in the base's environment give the run-to-run floor
+    floors = same_environment_runs(base_path, baselines)
+    frame = compare_frames(load_results(base_path), load_results(path),
+                           history=load_results(*floors))
     quiet = ["same", "skipped"]
     if not alike:   # the base chose other problems or kernels: what this run lacks, it did not choose
         quiet.append("only in base")
     changed = frame[~frame["verdict"].isin(quiet)]
     print(f"\ncompared with the latest committed run "
           f"{'of the same selection' if alike else '(none made the same selection)'} {base_path} "
-          f"({len(baselines)} committed runs give the run-to-run floor):")
+          f"({len(floors)} of the {len(baselines)} committed runs, those made in its "
+          f"environment, give the run-to-run floor):")
     if len(changed):
         print(render(changed))
     missing = int((frame["verdict"] == "only in base").sum())

@@ -81,6 +81,41 @@ def code_identity(row):
     return None
 
 
+def same_environment_runs(base_path, paths):
+    """The results files among ``paths`` whose run was made in the base run's environment
+    (:func:`convbench.machine.same_environment`): the only runs whose spread is the machine's
+    noise rather than a change of libraries, BLAS kernels or settings."""
+    from .machine import same_environment
+    from .results import read_document
+
+    base = read_document(base_path)["machine"]
+    return [path for path in paths if same_environment(base, read_document(path)["machine"])]
+
+
+def code_of_sources(*frames):
+    """{source hash: code hash} from the rows that record both: identical source text is identical
+    code, so a row written before code hashes can take the code hash of a later row with the same
+    source hash (:func:`with_code_hashes`)."""
+    known = {}
+    for frame in frames:
+        if frame is None or not len(frame) or "code_hash" not in frame:
+            continue
+        for source, code in zip(frame["source_hash"], frame["code_hash"]):
+            if isinstance(source, str) and source and isinstance(code, str) and code:
+                known[source] = code
+    return known
+
+
+def with_code_hashes(frame, known):
+    """``frame`` with the code hash filled in from ``known`` where a row lacks one."""
+    if not len(frame) or not known:
+        return frame
+    codes = frame["code_hash"] if "code_hash" in frame else [None] * len(frame)
+    return frame.assign(code_hash=[
+        code if isinstance(code, str) and code else known.get(source)
+        for code, source in zip(codes, frame["source_hash"])])
+
+
 def code_changed(base_row, new_row):
     """Whether two rows ran different kernel code: their code hashes differ where both have one,
     else their source hashes; False when that cannot be told."""
@@ -168,6 +203,9 @@ def compare_frames(base, new, thresholds=Thresholds(), history=None):
     if history is not None and len(history) and len(new):
         new_files = {str(Path(f).resolve()) for f in new["file"]}
         history = history[~history["file"].map(lambda f: str(Path(f).resolve())).isin(new_files)]
+    known = code_of_sources(base, new, history)
+    base, new = with_code_hashes(base, known), with_code_hashes(new, known)
+    history = None if history is None else with_code_hashes(history, known)
     drifts = history_spreads(history)
     merged = pd.merge(base, new, on=KEY, how="outer", suffixes=("_base", "_new"), indicator=True)
     rows = []

@@ -121,31 +121,47 @@ def environment_line(machine=None) -> str:
     return line
 
 
-def environment_changes(base, new) -> list[str]:
-    """What differs between two results files' fingerprints that can change a timing: CPU,
-    library versions, the BLAS and its kernels, thread counts and library variables. Fields a
-    file does not have (older files) are not compared."""
-    changes = []
+def environment_differences(base, new) -> list[tuple]:
+    """(kind, label, old, new) for each difference between two results files' fingerprints that
+    can change a timing; kind is "machine", "version", "blas" or "setting". Fields a file does
+    not have (older files) are not compared."""
+    found = []
 
-    def note(label, old, now):
+    def note(kind, label, old, now):
         if old != now:
-            changes.append(f"{label}: {old if old not in (None, '') else 'unset'} -> "
-                           f"{now if now not in (None, '') else 'unset'}")
+            found.append((kind, label, old, now))
 
     for key, label in (("cpu_model", "CPU"), ("cpu_count", "cores"), ("threads", "threads"),
                        ("python", "Python"), ("gpu", "GPU"), ("gpu_driver", "GPU driver")):
         if key in base and key in new:
-            note(label, base[key], new[key])
+            note("machine", label, base[key], new[key])
     old_versions, new_versions = base.get("versions") or {}, new.get("versions") or {}
     for name in sorted(set(old_versions) & set(new_versions)):
-        note(name, old_versions[name], new_versions[name])
+        note("version", name, old_versions[name], new_versions[name])
     if "blas_runtime" in base and "blas_runtime" in new:
-        note("BLAS", blas_summary(base["blas_runtime"]), blas_summary(new["blas_runtime"]))
+        note("blas", "BLAS", blas_summary(base["blas_runtime"]), blas_summary(new["blas_runtime"]))
     if "library_settings" in base and "library_settings" in new:
         old_settings, new_settings = base["library_settings"], new["library_settings"]
         for name in sorted(set(old_settings) | set(new_settings)):
-            note(name, old_settings.get(name), new_settings.get(name))
-    return changes
+            note("setting", name, old_settings.get(name), new_settings.get(name))
+    return found
+
+
+def environment_changes(base, new) -> list[str]:
+    """:func:`environment_differences` in words: "label: old -> new", unset for a missing value."""
+    def text(value):
+        return value if value not in (None, "") else "unset"
+
+    return [f"{label}: {text(old)} -> {text(now)}"
+            for _, label, old, now in environment_differences(base, new)]
+
+
+def same_environment(base, new) -> bool:
+    """Whether two runs' fingerprints differ in nothing that changes our kernels' timings: a
+    library installed in one run only (a peer such as torch) does not count, since the other run
+    has no rows that used it."""
+    return all(kind == "version" and (old in (None, "") or now in (None, ""))
+               for kind, _, old, now in environment_differences(base, new))
 
 
 # In a fresh process: numpy's BLAS kernels as blas_runtime sees them, as JSON.

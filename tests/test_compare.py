@@ -398,3 +398,50 @@ def test_history_of_the_same_code_counts_across_comment_edits():
     frame = compare_frames(base, load_results(DATA / "compare_slower.json"), Thresholds(), history)
     row = frame[(frame["name"] == "smoke:3x3_odd") & (frame["algo"] == "direct")].iloc[0]
     assert row["verdict"] == "same" and "identical code (3 earlier runs)" in row["why"]
+
+
+def test_runs_from_before_code_hashes_still_give_the_floor_of_identical_code():
+    """Earlier runs with the base's source hash but no code hash are the same code: the base's
+    code hash is lent to them, so the history floor does not start afresh with code hashes."""
+    history = history_of([1.0, 1.3, 0.95])             # no code hashes, the base's source hashes
+    base = load_results(DATA / "compare_base.json").assign(code_hash="c" * 12)
+    frame = compare_frames(base, load_results(DATA / "compare_slower.json"), Thresholds(), history)
+    row = frame[(frame["name"] == "smoke:3x3_odd") & (frame["algo"] == "direct")].iloc[0]
+    assert row["verdict"] == "same" and "identical code (3 earlier runs)" in row["why"]
+
+
+def test_history_runs_made_in_another_environment_give_no_floor(tmp_path):
+    """Three quiet runs in the base's environment and one with OpenBLAS held to other kernels,
+    37 % apart: only the quiet ones set the floor, so a 25 % slowdown stands."""
+    from convbench.machine import same_environment
+    settings = {"OPENBLAS_THREAD_TIMEOUT": "14"}
+    base = json.loads((DATA / "compare_base.json").read_text())
+    base["machine"]["library_settings"] = settings
+    (tmp_path / "base.json").write_text(json.dumps(base))
+    new = json.loads((DATA / "compare_slower.json").read_text())
+    new["machine"]["library_settings"] = settings
+    (tmp_path / "new.json").write_text(json.dumps(new))
+    history = tmp_path / "history"
+    history.mkdir()
+    for i, (factor, extra) in enumerate([(1.0, {}), (1.02, {}), (0.99, {}),
+                                         (1.37, {"OPENBLAS_CORETYPE": "Haswell"})]):
+        run = json.loads((DATA / "compare_base.json").read_text())
+        run["machine"]["library_settings"] = dict(settings, **extra)
+        for row in run["rows"]:
+            if row.get("median_s"):
+                row["median_s"] *= factor
+                row["process_medians_s"] = [v * factor for v in row.get("process_medians_s") or []]
+        (history / f"2026010{i}T000000Z_run{i}.json").write_text(json.dumps(run))
+    assert not same_environment(base["machine"], run["machine"])
+    proc = cli(tmp_path / "base.json", tmp_path / "new.json", "--history", history)
+    assert "history: 3 of 4 runs were made in the base run's environment" in proc.stdout
+    assert proc.returncode == 1 and "verdict: REGRESSION" in proc.stdout
+
+
+def test_a_peer_library_installed_in_one_run_only_is_the_same_environment():
+    from convbench.machine import same_environment
+    base = {"versions": {"numpy": "2.4.6", "torch": "2.13.0+cpu"}, "library_settings": {}}
+    assert same_environment(base, {"versions": {"numpy": "2.4.6", "torch": None},
+                                   "library_settings": {}})
+    assert not same_environment(base, {"versions": {"numpy": "2.5.0", "torch": "2.13.0+cpu"},
+                                       "library_settings": {}})
