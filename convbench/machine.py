@@ -159,7 +159,10 @@ def environment_changes(base, new) -> list[str]:
 def same_environment(base, new) -> bool:
     """Whether two runs' fingerprints differ in nothing that changes our kernels' timings: a
     library installed in one run only (a peer such as torch) does not count, since the other run
-    has no rows that used it."""
+    has no rows that used it. A file that does not record the BLAS kernels or the library
+    variables while the other does is not known to be the same: it is not."""
+    if any((key in base) != (key in new) for key in ("blas_runtime", "library_settings")):
+        return False
     return all(kind == "version" and (old in (None, "") or now in (None, ""))
                for kind, _, old, now in environment_differences(base, new))
 

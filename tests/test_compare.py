@@ -445,3 +445,5 @@ def test_a_peer_library_installed_in_one_run_only_is_the_same_environment():
                                    "library_settings": {}})
     assert not same_environment(base, {"versions": {"numpy": "2.5.0", "torch": "2.13.0+cpu"},
                                        "library_settings": {}})
+    # a file from before library variables were recorded: not known to be the same
+    assert not same_environment(base, {"versions": {"numpy": "2.4.6", "torch": "2.13.0+cpu"}})
