@@ -83,9 +83,8 @@ def summary_table(path):
         rel_l2=frame["rel_l2"].astype(float),
         workspace=frame["workspace_bytes"].map(lambda b: format_bytes(b) if b == b and b is not None
                                                 else ""),
-        note=[_short_note(reason) if isinstance(reason, str) and reason else
-              busy_text(row) for reason, (_, row) in zip(frame["reason"],
-                                                                frame.iterrows())],
+        note=[_short_note(row["reason"]) if isinstance(row["reason"], str) and row["reason"]
+              else busy_text(row) for _, row in frame.iterrows()],
     )[["layer", "kernel", "status", "time_ms", "spread_pct", "gflops", "pct_sgemm", "rel_l2",
        "workspace", "note"]]
     return text_table(table)

@@ -64,7 +64,7 @@ from pathlib import Path
 import numpy as np
 
 from ._ab_worker import PREFIX
-from .machine import (BUSY_WARNING_PCT, CpuShare, busy_text, code_text, fingerprint,
+from .machine import (BUSY_WARNING_PCT, CpuShare, busy_text, code_text, fingerprint, is_busy,
                       peer_environment, taken_by_others_pct, thread_environment)
 from .timing import loops_for
 
@@ -588,7 +588,7 @@ def summarize(results, min_change):
                      "noise, not regressions; changes of that size on changed kernels are within "
                      "it (add --processes, or --threads 1)")
     busy = [r for r in results if r.ratio is not None
-            and (taken_by_others_pct(r.__dict__) or 0) > BUSY_WARNING_PCT]
+            and is_busy(taken_by_others_pct(r.__dict__))]
     if busy:
         text += (f"\n{len(busy)} of the timed cases ran while other processes or the hypervisor "
                  f"took over {BUSY_WARNING_PCT:.0f} % of the CPUs (see their notes): their "

@@ -20,12 +20,13 @@ faster or slower than the next one of the same code, with every worker of one ru
 of the other; no statistic inside two runs can tell that from a real change. Given earlier runs
 (``history``: ``compare --history``, and the committed runs of the machine after ``make bench``), a
 case's floor is raised to the largest change seen between two earlier runs of identical code: the same
-case, the same kernel code as the base (:func:`code_identity`), the same timing mode, at least ``HISTORY_MIN_RUNS``
-runs. A change must exceed that too.
+case, the same kernel code as the base (:func:`code_identity`), the same timing mode, at least
+``HISTORY_MIN_RUNS`` runs. A change must exceed that too.
 
 Besides timing, the comparison lists cases present on one side only, cases whose kernel code
-changed (an edit to comments or docstrings alone does not count), cases whose status changed (a new FAILED, CRASHED or TIMEOUT is a regression), and cases
-whose error grew past the algorithm's tolerance. Nothing is dropped silently.
+changed (an edit to comments or docstrings alone does not count), cases whose status changed (a new
+FAILED, CRASHED or TIMEOUT is a regression), and cases whose error grew past the algorithm's
+tolerance. Nothing is dropped silently.
 """
 
 from __future__ import annotations

@@ -291,13 +291,7 @@ def write_report(paths, out_dir):
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = load_results(*paths)
     frame["layer"] = _label(frame)
-    ceilings, ceilings_end, fingerprints, busy = {}, {}, {}, {}
-    for path in paths:
-        document = read_document(path)
-        ceilings[document["machine"]["machine_id"]] = document.get("ceilings", {})
-        ceilings_end[document["machine"]["machine_id"]] = document.get("ceilings_end", {})
-        fingerprints[str(path)] = document["machine"]
-        busy[str(path)] = busy_note(document["rows"])
+    documents = {str(path): read_document(path) for path in paths}
     sections = [f"# convbench report\n\nFrom {len(paths)} results file(s): "
                 + ", ".join(f"`{p}`" for p in paths) + "\n"]
     figures = []
@@ -305,15 +299,17 @@ def write_report(paths, out_dir):
     for machine, group in frame.groupby("machine_id", sort=False):
         # one run per machine: the latest file given
         latest = group[group["file"] == group["file"].iloc[-1]]
+        document = documents[str(latest["file"].iloc[0])]
+        starts, ends = document.get("ceilings") or {}, document.get("ceilings_end")
+        disturbed = busy_note(document["rows"])
         scaling = thread_scaling_table(latest)
         latest = split_threads(latest)   # tables and figures per backend and thread count
         best = best_per_layer(latest)
         bests[machine] = best
         sections.append(f"## {machine}\n\nRun of commit `{str(latest['commit'].iloc[0])[:10]}` "
                         f"({latest['created'].iloc[0]}).\n\n"
-                        + machine_text(fingerprints.get(str(latest["file"].iloc[0]), {})) + "\n"
-                        + (f"\n**Disturbed:** {busy[str(latest['file'].iloc[0])]}.\n"
-                           if busy.get(str(latest["file"].iloc[0])) else ""))
+                        + machine_text(document["machine"]) + "\n"
+                        + (f"\n**Disturbed:** {disturbed}.\n" if disturbed else ""))
         sections.append("### Best algorithm per layer\n\n" + _markdown_table(best) + "\n")
         sections.append("### Effective GFLOP/s\n\n"
                         + _markdown_table(gflops_table(latest).reset_index(), "{}") + "\n")
@@ -329,7 +325,7 @@ def write_report(paths, out_dir):
                             "the speed-up from the fewest to the most, and the parallel efficiency "
                             "(speed-up over the ratio of thread counts).\n\n"
                             + _markdown_table(scaling) + "\n")
-        roofs = roofline_table(latest, ceilings.get(machine, {}), ceilings_end.get(machine))
+        roofs = roofline_table(latest, starts, ends)
         if len(roofs):
             sections.append(ROOFLINE_TEXT + _markdown_table(roofs) + "\n")
         stages = stages_table(latest)
@@ -341,8 +337,7 @@ def write_report(paths, out_dir):
         slug = machine.replace("/", "_")
         for backend in sorted(latest["backend"].unique()):
             part = latest[latest["backend"] == backend]
-            ceiling = rows_ceiling(ceilings.get(machine, {}), backend, part,
-                                   ceilings_end.get(machine))
+            ceiling = rows_ceiling(starts, backend, part, ends)
             stem = f"{slug}-{backend.replace('@', '-')}"
             names = {f"{stem}-gflops.png": lambda p, part=part, c=ceiling:
                      _figure_gflops(part, f"{machine} ({backend})", c.get("sgemm_gflops"), p),

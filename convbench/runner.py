@@ -72,9 +72,20 @@ def problem_fields(problem):
             "groups": problem.groups, "flops": problem.flops}
 
 
-def base_row(problem, kernel, threads=None):
+def kernel_hashes(kernel):
+    """``source_hash`` and ``code_hash`` of a kernel's source files (None each where they cannot
+    be read). Once per kernel and sweep: the code hash parses every file, tens of ms a kernel."""
+    try:
+        files = kernel.source_files()
+        return {"source_hash": source_hash(files), "code_hash": code_hash(files)}
+    except (OSError, UnicodeDecodeError):
+        return {"source_hash": None, "code_hash": None}
+
+
+def base_row(problem, kernel, threads=None, hashes=None):
     """A row before its case runs. ``threads``: the count the case is pinned to; a CPU case the run
-    does not pin records the environment's default, a GPU case none."""
+    does not pin records the environment's default, a GPU case none. ``hashes``: the kernel's
+    :func:`kernel_hashes`, worked out here if not given."""
     row = problem_fields(problem)
     if threads is None and kernel.spec.backend == "cpu":
         threads = default_threads()
@@ -85,13 +96,8 @@ def base_row(problem, kernel, threads=None):
                process_medians_s=None, loops=None,
                gflops=None,
                sgemm_fraction=None, workspace_bytes=None, prepare_s=None, first_call_s=None,
-               source_hash=None, code_hash=None, case_wall_s=None, busy_other_pct=None,
-               steal_pct=None)
-    try:
-        files = kernel.source_files()
-        row["source_hash"], row["code_hash"] = source_hash(files), code_hash(files)
-    except (OSError, UnicodeDecodeError):
-        pass
+               case_wall_s=None, busy_other_pct=None, steal_pct=None,
+               **(kernel_hashes(kernel) if hashes is None else hashes))
     return row
 
 
@@ -308,7 +314,8 @@ def sweep(problems, kernels, options, out_dir=DEFAULT_RESULTS_DIR, resume=None, 
     if on_start:
         on_start(path)
     suite = PyperfSuite(path.with_name(path.stem + PYPERF_SUFFIX))
-    cases = [(problem, kernel, threads, base_row(problem, kernel, threads))
+    hashes = {kernel.name: kernel_hashes(kernel) for kernel in kernels}
+    cases = [(problem, kernel, threads, base_row(problem, kernel, threads, hashes[kernel.name]))
              for problem in problems for kernel in kernels
              for threads in options.thread_counts(kernel)]
     done = len([1 for *_, row in cases if case_key(row) in finished])
