@@ -33,7 +33,7 @@ per pass, not six: six ran at 69 GFLOP/s (not investigated further).
 import numpy as np
 from numba import njit, prange
 
-from ._common import load_streams, stream_shape
+from ._common import SERIAL_COPY_BYTES, load_streams, load_streams_serial, stream_shape
 
 K_BLOCK = 8          # output channels per task: two passes of K_UNROLL
 K_UNROLL = 4         # output channels per pass (the loop of _add_taps)
@@ -198,9 +198,10 @@ class DirectCPU:
 
         if self._copies_input(problem):
             planes = np.zeros(self._plane_shape(problem), dtype=np.float32)
+            load = load_streams_serial if planes.nbytes < SERIAL_COPY_BYTES else load_streams
 
             def run(x):
-                load_streams(x, planes, ph, pw)
+                load(x, planes, ph, pw)
                 out = np.empty(out_shape, dtype=np.float32)
                 _direct(planes, weights, taps, out, groups, rows_per_block)
                 return out

@@ -10,11 +10,14 @@ output pixel (p, q)::
 so ``out[n, g] = W[g] (K_g x C_g*R*S) @ col[n, g] (C_g*R*S x P*Q)`` lands directly in NCHW order; numpy's
 ``matmul`` hands each (image, group) product to the BLAS it was built with, in float32.
 
-With a stride larger than 1 the input is first split into its ``sh * sw`` stride phases
-(``xph[n, c, a, b, i, j] = x[n, c, i*sh + a, j*sw + b]``). Every row of the column matrix is then a
-run of contiguous copies of up to ``Q`` values, zero-filled where they fall into the padding, with no
-strided reads; with stride 1 the rows are copied from the input itself.
-The offsets and padded extents of every tap are worked out once, in :func:`_tap_table`. On the CI
+With a stride larger than 1 the padded input is first split into its ``sh * sw`` stride phases
+(``planes[n, c, a, b, i, j] = x_padded[n, c, i*sh + a, j*sw + b]``, as the direct kernel does).
+Every row of the column matrix is then a run of contiguous copies of up to ``Q`` values with no
+strided reads; with stride 1 the rows are copied from the input itself, zero-filled where they fall
+into the padding.
+The offsets and padded extents of every tap are worked out once, in :func:`_tap_table`. A column
+matrix under ``SERIAL_COPY_BYTES`` (1 MiB) is lowered by one thread: on the CI machine waking the
+other costs more than the copy (LeNet-5's c1: 4 us in one thread, 46 us in two). On the CI
 machine (AMD EPYC, 2 cores, two threads) this took the lowering alone, old against new in one
 process, from 0.63 to 0.19 ms on ResNet-50's stem (7x7, stride 2), 0.48 to 0.18 ms on AlexNet's
 conv1 (11x11, stride 4), 0.65 to 0.35 ms on AlexNet's conv2 (5x5) and 0.35 to 0.19 ms on ResNet-50's
@@ -33,82 +36,64 @@ import numpy as np
 from numba import njit, prange
 
 from ..common import pipeline
+from ._common import SERIAL_COPY_BYTES, load_streams, load_streams_serial, stream_shape
 
 
-@njit(cache=True)
-def _split_rows(x, xph, n, channel, a):
-    """Fill ``xph[n, channel, a]``: the rows ``a, a + sh, a + 2 sh, ...`` of the input, each split into
-    its ``sw`` column phases, ``xph[n, c, a, b, i, j] = x[n, c, i*sh + a, j*sw + b]``. Entries past
-    the input (a phase's last row or column, when sh or sw does not divide H or W) are left unset:
-    :func:`_lower` never reads them."""
-    sh, sw = xph.shape[2], xph.shape[3]
-    height = x.shape[2]
-    for b in range(sw):
-        for i in range((height - a + sh - 1) // sh):
-            src = x[n, channel, i * sh + a, b::sw]
-            dst = xph[n, channel, a, b, i]
-            for j in range(src.shape[0]):
-                dst[j] = src[j]
-
-
-@njit(cache=True)
-def _split_serial(x, xph):
-    n_images, channels, sh = x.shape[0], x.shape[1], xph.shape[2]
-    for job in range(n_images * channels * sh):
-        _split_rows(x, xph, job // (channels * sh), job // sh % channels, job % sh)
-
-
-@njit(parallel=True, cache=True)
-def _split_parallel(x, xph):
-    n_images, channels, sh = x.shape[0], x.shape[1], xph.shape[2]
-    for job in prange(n_images * channels * sh):
-        _split_rows(x, xph, job // (channels * sh), job // sh % channels, job % sh)
+@njit(cache=True, fastmath=False, inline="always")
+def _lower_row(xph, col, taps, p_size, q_size, job):
+    """Row ``job`` of the column matrix (one filter tap of one channel of one image) from the input
+    split into its stride phases (``load_streams``; for stride 1, the input itself): one contiguous
+    copy per output row, zeros where it falls into the padding; ``taps`` is :func:`_tap_table`."""
+    channels, n_taps = xph.shape[1], taps.shape[0]
+    n = job // (channels * n_taps)
+    channel = job // n_taps % channels
+    tap = job % n_taps
+    top, left = taps[tap, 2], taps[tap, 3]
+    p_lo, p_hi, q_lo, q_hi = taps[tap, 4], taps[tap, 5], taps[tap, 6], taps[tap, 7]
+    row = col[n, channel * n_taps + tap]
+    plane = xph[n, channel, taps[tap, 0], taps[tap, 1]]
+    for t in range(p_lo * q_size):
+        row[t] = 0.0
+    for t in range(p_hi * q_size, p_size * q_size):
+        row[t] = 0.0
+    for p in range(p_lo, p_hi):
+        base = p * q_size
+        for t in range(q_lo):
+            row[base + t] = 0.0
+        for t in range(q_hi, q_size):
+            row[base + t] = 0.0
+        # slices, then plain range indices: ``base + t`` on both sides would carry numba's
+        # negative-index check, which keeps the copy from vectorizing
+        dst = row[base + q_lo:base + q_hi]
+        src = plane[top + p, left + q_lo:left + q_hi]
+        for t in range(q_hi - q_lo):
+            dst[t] = src[t]
 
 
 @njit(parallel=True, cache=True, fastmath=False)
 def _lower(xph, col, taps, p_size, q_size):
-    """The column matrix from the input split into its stride phases (for stride 1, the input
-    itself), one filter tap of one channel per job, each output row one contiguous copy with
-    zeros where it falls into the padding; ``taps`` is :func:`_tap_table`."""
-    n_images, channels = xph.shape[0], xph.shape[1]
-    n_taps = taps.shape[0]
-    for job in prange(n_images * channels * n_taps):
-        n = job // (channels * n_taps)
-        channel = job // n_taps % channels
-        tap = job % n_taps
-        top, left = taps[tap, 2], taps[tap, 3]
-        p_lo, p_hi, q_lo, q_hi = taps[tap, 4], taps[tap, 5], taps[tap, 6], taps[tap, 7]
-        row = col[n, channel * n_taps + tap]
-        plane = xph[n, channel, taps[tap, 0], taps[tap, 1]]
-        for t in range(p_lo * q_size):
-            row[t] = 0.0
-        for t in range(p_hi * q_size, p_size * q_size):
-            row[t] = 0.0
-        for p in range(p_lo, p_hi):
-            base = p * q_size
-            for t in range(q_lo):
-                row[base + t] = 0.0
-            for t in range(q_hi, q_size):
-                row[base + t] = 0.0
-            # slices, then plain range indices: ``base + t`` on both sides would carry numba's
-            # negative-index check, which keeps the copy from vectorizing
-            dst = row[base + q_lo:base + q_hi]
-            src = plane[top + p, left + q_lo:left + q_hi]
-            for t in range(q_hi - q_lo):
-                dst[t] = src[t]
+    for job in prange(col.shape[0] * col.shape[1]):
+        _lower_row(xph, col, taps, p_size, q_size, job)
 
 
-def _tap_table(problem):
-    """Where each filter tap ``(r, s)`` reads, one int64 row per tap in ``r * S + s`` order:
-    ``a, b, top, left, p_lo, p_hi, q_lo, q_hi``.
+@njit(cache=True, fastmath=False)
+def _lower_serial(xph, col, taps, p_size, q_size):
+    for job in range(col.shape[0] * col.shape[1]):
+        _lower_row(xph, col, taps, p_size, q_size, job)
 
-    Output row ``p`` of tap ``r`` reads input row ``p*sh + r*dh - ph``; writing ``r*dh - ph`` as
+
+def _tap_table(problem, height, width, ph, pw):
+    """Where each filter tap ``(r, s)`` reads in an image of ``height x width`` that still lacks
+    ``(ph, pw)`` of padding, split into the stride's phases: one int64 row per tap, in ``r * S + s``
+    order, ``a, b, top, left, p_lo, p_hi, q_lo, q_hi``.
+
+    Output row ``p`` of tap ``r`` reads image row ``p*sh + r*dh - ph``; writing ``r*dh - ph`` as
     ``top*sh + a`` with ``0 <= a < sh`` (Python's floor division), that is row ``p + top`` of row
-    phase ``a``. Only the output rows in ``[p_lo, p_hi)`` land inside the input; the others are
+    phase ``a``. Only the output rows in ``[p_lo, p_hi)`` land inside the image; the others are
     padding, zero. Columns alike: phase ``b``, offset ``left``, inside for ``[q_lo, q_hi)``.
     Worked out once per problem, it leaves each of the lowering's jobs a few loads and no floor
     division (LeNet-5's c5 has 400 jobs of one value each)."""
-    (sh, sw), (ph, pw), (dh, dw) = problem.stride, problem.padding, problem.dilation
+    (sh, sw), (dh, dw) = problem.stride, problem.dilation
     table = np.empty((problem.r * problem.s, 8), dtype=np.int64)
 
     def inside(offset, stride, size, out_size):
@@ -118,26 +103,11 @@ def _tap_table(problem):
         return phase, start, lo, max(lo, min(out_size, held - start))
 
     for r in range(problem.r):
-        a, top, p_lo, p_hi = inside(r * dh - ph, sh, problem.h, problem.p)
+        a, top, p_lo, p_hi = inside(r * dh - ph, sh, height, problem.p)
         for s in range(problem.s):
-            b, left, q_lo, q_hi = inside(s * dw - pw, sw, problem.w, problem.q)
+            b, left, q_lo, q_hi = inside(s * dw - pw, sw, width, problem.q)
             table[r * problem.s + s] = (a, b, top, left, p_lo, p_hi, q_lo, q_hi)
     return table
-
-
-# Above this many bytes the split input is made by both threads: a parallel region costs about
-# 50 us to wake the sleeping OpenMP threads on the CI machine, while splitting one 600 KB
-# input (ResNet-50's stem) takes about 30 us in one thread.
-SPLIT_PARALLEL_BYTES = 4 * 2 ** 20
-
-
-def _split_shape(problem):
-    """``(N, C, sh, sw, rows, cols)``: the input split into its stride phases, or None for stride 1,
-    where the lowering reads the input itself."""
-    (sh, sw) = problem.stride
-    if (sh, sw) == (1, 1):
-        return None
-    return (problem.n, problem.c, sh, sw, -(-problem.h // sh), -(-problem.w // sw))
 
 
 def _is_pointwise(problem):
@@ -163,10 +133,9 @@ class Im2colGemmCPU:
         if _is_pointwise(problem):
             return 0
         col = 4 * problem.n * problem.c * problem.r * problem.s * problem.p * problem.q
-        split = _split_shape(problem)
-        if split is None or _is_subsampling(problem):
+        if problem.stride == (1, 1) or _is_subsampling(problem):
             return col
-        return col + 4 * int(np.prod(split))
+        return col + 4 * int(np.prod(stream_shape(problem, *problem.stride)))
 
     def prepare(self, problem, w):
         groups = problem.groups
@@ -184,6 +153,7 @@ class Im2colGemmCPU:
 
         col = np.empty((problem.n, problem.c * problem.r * problem.s, pixels), dtype=np.float32)
         col_grouped = col.reshape(problem.n, groups, rows, pixels)
+        lower_rows = _lower_serial if col.nbytes < SERIAL_COPY_BYTES else _lower
 
         if _is_subsampling(problem):
             (sh, sw) = problem.stride
@@ -191,30 +161,30 @@ class Im2colGemmCPU:
 
             def lower(x):
                 np.copyto(col_image, x[:, :, ::sh, ::sw])
-        else:
-            split_shape = _split_shape(problem)
-            if split_shape is None:
-                def split(x):
-                    return x.reshape(problem.n, problem.c, 1, 1, problem.h, problem.w)
-            else:
-                xph = np.empty(split_shape, dtype=np.float32)
-                fill = _split_parallel if xph.nbytes > SPLIT_PARALLEL_BYTES else _split_serial
-
-                def split(x):
-                    fill(x, xph)
-                    return xph
-
-            taps = _tap_table(problem)
+        elif problem.stride == (1, 1):   # rows straight from the input, padding as zeros
+            taps = _tap_table(problem, problem.h, problem.w, *problem.padding)
+            plane = (problem.n, problem.c, 1, 1, problem.h, problem.w)
 
             def lower(x):
-                _lower(split(x), col, taps, problem.p, problem.q)
+                lower_rows(x.reshape(plane), col, taps, problem.p, problem.q)
+        else:   # from the padded input split into its stride phases
+            planes = np.zeros(stream_shape(problem, *problem.stride), dtype=np.float32)
+            taps = _tap_table(problem, problem.h + 2 * problem.padding[0],
+                              problem.w + 2 * problem.padding[1], 0, 0)
+            load = load_streams_serial if planes.nbytes < SERIAL_COPY_BYTES else load_streams
+
+            def lower(x):
+                load(x, planes, *problem.padding)
+                lower_rows(planes, col, taps, problem.p, problem.q)
 
         def multiply(x):
             out = np.empty(out_shape, dtype=np.float32)
             np.matmul(weights, col_grouped, out=out)
             return out.reshape(problem.output_shape)
 
-        return pipeline(("lowering", lower), ("multiply", multiply))
+        run = pipeline(("lowering", lower), ("multiply", multiply))
+        run.column_matrix = col     # what the lowering fills: (N, C*R*S, P*Q)
+        return run
 
 
 im2col_gemm = Im2colGemmCPU()
