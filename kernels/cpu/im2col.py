@@ -14,18 +14,19 @@ With a stride larger than 1 the padded input is first split into its ``sh * sw``
 (``planes[n, c, a, b, i, j] = x_padded[n, c, i*sh + a, j*sw + b]``, as the direct kernel does).
 Every row of the column matrix is then a run of contiguous copies of up to ``Q`` values with no
 strided reads; with stride 1 the rows are copied from the input itself, zero-filled where they fall
-into the padding.
-The offsets and padded extents of every tap are worked out once, in :func:`_tap_table`. A column
-matrix under ``SERIAL_COPY_BYTES`` (1 MiB) is lowered by one thread: on the CI machine waking the
-other costs more than the copy (LeNet-5's c1: 4 us in one thread, 46 us in two). On the CI
-machine (AMD EPYC, 2 cores, two threads) this took the lowering alone, old against new in one
-process, from 0.63 to 0.19 ms on ResNet-50's stem (7x7, stride 2), 0.48 to 0.18 ms on AlexNet's
-conv1 (11x11, stride 4), 0.65 to 0.35 ms on AlexNet's conv2 (5x5) and 0.35 to 0.19 ms on ResNet-50's
-res2a_branch2b (3x3). The row-by-row version before it read strided rows straight from the input and
-zero-filled the padding with slice assignments. ``convbench ab`` against it on the default set
+into the padding. The offsets and padded extents of every tap are worked out once, in
+:func:`_tap_table`. On the CI machine (AMD EPYC, 2 cores, two threads) this took the lowering
+alone, old against new in one process, from 0.63 to 0.19 ms on ResNet-50's stem (7x7, stride 2),
+0.48 to 0.18 ms on AlexNet's conv1 (11x11, stride 4), 0.65 to 0.35 ms on AlexNet's conv2 (5x5) and
+0.35 to 0.19 ms on ResNet-50's res2a_branch2b (3x3). The row-by-row version before it read strided
+rows straight from the input and zero-filled the padding with slice assignments. ``convbench ab`` against it on the default set
 (``results/amd-epyc-2c/ab/20261124T041912Z.json``): six layers faster by 9 to 17 % end to end, none
 slower, outputs bit-identical; on VGG-16's first four layers, whose column matrices stream through
 memory, within noise (``20261124T042047Z.json``).
+
+A column matrix under ``SERIAL_COPY_BYTES`` (1 MiB) is lowered by one thread, as is the split of
+an input under that size: on the CI machine waking the other thread costs more than such a copy
+(LeNet-5's c1: 4 us in one thread, 46 us in two; ``ab``: 4.4-5.4x faster on LeNet-5's layers).
 
 A 1x1 filter with stride 1 and no padding needs no lowering at all -- the input already is the
 column matrix -- and with a larger stride its lowering is one strided numpy copy. The workspace is
