@@ -46,8 +46,8 @@ def load_streams(x, buffer, ph, pw):
     """
     n_images, channels = x.shape[0], x.shape[1]
     for job in prange(n_images * channels):
-        load_channel(x[job // channels, job % channels], buffer[job // channels, job % channels],
-                     ph, pw)
+        n, c = job // channels, job % channels
+        load_channel(x[n, c], buffer[n, c], ph, pw)
 
 
 @njit(cache=True, fastmath=False)
@@ -56,8 +56,8 @@ def load_streams_serial(x, buffer, ph, pw):
     others (see :data:`SERIAL_COPY_BYTES`)."""
     n_images, channels = x.shape[0], x.shape[1]
     for job in range(n_images * channels):
-        load_channel(x[job // channels, job % channels], buffer[job // channels, job % channels],
-                     ph, pw)
+        n, c = job // channels, job % channels
+        load_channel(x[n, c], buffer[n, c], ph, pw)
 
 
 # A copy that writes fewer bytes than this is done by one thread. On the CI machine (AMD EPYC,
