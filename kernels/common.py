@@ -59,14 +59,15 @@ def winograd_filter_transform(m, problem, w):
                                           problem.c // groups).astype(np.float32))
 
 
-def fft_prepare(problem, w, xp, rfft2, irfft2):
+def fft_prepare(problem, w, xp, rfft2, irfft2, matmul=None):
     """The FFT kernel's ``prepare`` for an array module ``xp`` (numpy or cupy) and its real FFTs.
 
     Filter spectra (conjugated, dilated filters) are made here once; ``run`` places the input in a
     zero-bordered buffer, transforms it, multiplies by the filter spectra as one batched complex matmul
     over (group, frequency) -- ``Y[f] (K_g x N) = W[f] (K_g x C_g) @ X[f] (C_g x N)`` -- and transforms
-    back.
+    back. ``matmul(a, b)`` does that product (default ``xp.matmul``).
     """
+    matmul = xp.matmul if matmul is None else matmul
     fh, fw = fft_shape(problem)
     groups, n = problem.groups, problem.n
     k_per_group, c_per_group = problem.k // groups, problem.c // groups
@@ -93,7 +94,7 @@ def fft_prepare(problem, w, xp, rfft2, irfft2):
             spec.reshape(n, groups, c_per_group, freqs).transpose(1, 3, 2, 0))
 
     def multiply(x):
-        state["product"] = xp.matmul(weights, state["input"])   # (G, F, K_g, N)
+        state["product"] = matmul(weights, state["input"])   # (G, F, K_g, N)
 
     def inverse(x):
         out_spec = xp.ascontiguousarray(state["product"].transpose(3, 0, 2, 1)).reshape(
@@ -170,7 +171,7 @@ def fft_tiled_workspace_bytes(problem):
             + 8 * freqs * (2 * columns * c + 2 * columns * k + k * (c // groups)))
 
 
-def fft_tiled_prepare(problem, w, xp, rfft2, irfft2, as_strided, tile=None):
+def fft_tiled_prepare(problem, w, xp, rfft2, irfft2, as_strided, tile=None, matmul=None):
     """The tiled FFT kernel's ``prepare`` (overlap-save) for an array module ``xp`` and its FFTs.
 
     The output is cut into m x m tiles; output tile (i, j) needs the T x T input window at
@@ -186,8 +187,9 @@ def fft_tiled_prepare(problem, w, xp, rfft2, irfft2, as_strided, tile=None):
 
     Against the whole-image FFT the filter spectra shrink from ``Fh * Fw/2`` to ``T * T/2``
     frequencies per filter, and every frequency's product has the tiles as its columns: a matrix
-    product rather than a matrix-vector product at batch 1.
+    product rather than a matrix-vector product at batch 1. ``matmul`` as for :func:`fft_prepare`.
     """
+    matmul = xp.matmul if matmul is None else matmul
     size, m, tiles_h, tiles_w = fft_tile_plan(problem, tile)
     groups, n = problem.groups, problem.n
     k_per_group, c_per_group = problem.k // groups, problem.c // groups
@@ -219,7 +221,7 @@ def fft_tiled_prepare(problem, w, xp, rfft2, irfft2, as_strided, tile=None):
         state["input"] = rfft2(tiles, axes=(0, 1)).reshape(freqs, groups, c_per_group, columns)
 
     def multiply(x):
-        state["product"] = xp.matmul(weights, state["input"])   # (F, G, K_g, N*th*tw)
+        state["product"] = matmul(weights, state["input"])   # (F, G, K_g, N*th*tw)
 
     def inverse(x):
         out_spec = state["product"].reshape(size, size // 2 + 1, problem.k, n, tiles_h, tiles_w)

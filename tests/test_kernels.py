@@ -179,3 +179,74 @@ def test_memory_budget_turns_into_a_reason():
     problem = ConvProblem.parse("mb4ic64ih56oc64oh56kh3ph1")
     reason = kernel.supports(problem, memory_budget=1024)
     assert reason and "memory budget" in reason and "1.0 KiB" in reason
+
+
+@pytest.fixture
+def shared_stacks(monkeypatch):
+    """Every stack of matrix products shared out between two threads, however small (the kernels'
+    products on these test problems are all under the threshold)."""
+    from threadpoolctl import threadpool_limits
+    from kernels.cpu import _common
+    monkeypatch.setattr(_common, "PARALLEL_MATMUL_FLOPS", 0)
+    monkeypatch.setattr(_common, "usable_cores", lambda: 2)
+    splits = []
+    split = _common._split
+
+    def spy(*args):
+        splits.append(split(*args))
+        return splits[-1]
+
+    monkeypatch.setattr(_common, "_split", spy)
+    with threadpool_limits(limits=2, user_api="blas"):
+        yield splits
+
+
+STACKED = [kernel for kernel in KERNELS if kernel.spec.algo in ("im2col", "fft", "fft_tiled",
+                                                                 "winograd", "winograd4")]
+
+
+@pytest.mark.parametrize("kernel", STACKED, ids=[kernel.name for kernel in STACKED])
+def test_kernels_with_their_products_shared_among_threads(kernel, shared_stacks):
+    """The edge cases and random problems again, with every stack of products cut into runs for
+    two threads (``batched_matmul``): a run cut along the wrong axis, or an operand cut where it
+    broadcasts, gives a wrong answer or a shape error here."""
+    problems = [ConvProblem.parse(text) for text in EDGE_CASES] + random_problems(30, seed=5)
+    for problem in problems:
+        if kernel.supports(problem) is None:
+            check_against_reference(kernel, problem)
+    assert any(parts is not None for parts in shared_stacks), "no stack was shared out"
+
+
+@pytest.mark.parametrize("a_shape, b_shape, dtype", [
+    ((16, 2, 8, 12), (16, 2, 12, 30), np.float32),    # Winograd: one product per position, group
+    ((2, 8, 12), (4, 2, 12, 30), np.float32),         # im2col: weights broadcast over the images
+    ((1, 2, 8, 12), (4, 2, 12, 30), np.float32),      # ... or through an axis of size 1
+    ((7, 5, 6), (7, 6, 9), np.float32),               # a stack two threads share 3 + 4
+    ((40, 1, 6, 5), (40, 1, 5, 1), np.complex64),     # FFT: one product per frequency
+])
+def test_batched_matmul_is_a_one_thread_matmul(a_shape, b_shape, dtype, shared_stacks):
+    from threadpoolctl import threadpool_limits
+    from kernels.cpu._common import batched_matmul
+    rng = np.random.default_rng(3)
+
+    def draw(shape):
+        values = rng.standard_normal(shape)
+        return (values + 1j * rng.standard_normal(shape) if dtype == np.complex64 else values
+                ).astype(dtype)
+
+    a, b = draw(a_shape), draw(b_shape)
+    out = batched_matmul(a, b)
+    assert shared_stacks and shared_stacks[-1] is not None, "the stack was not shared out"
+    with threadpool_limits(limits=1, user_api="blas"):
+        expected = np.matmul(a, b)
+    assert out.dtype == expected.dtype and np.array_equal(out, expected)
+
+
+def test_batched_matmul_gives_the_blas_its_threads_back_when_a_product_fails(shared_stacks):
+    from kernels.cpu._common import _numpy_blas, batched_matmul
+    a = np.ones((4, 3, 3), np.float32)
+    with pytest.raises(TypeError):    # float32 products cannot be written to an int32 array
+        batched_matmul(a, a, np.empty((4, 3, 3), np.int32))
+    assert shared_stacks[-1] is not None
+    assert _numpy_blas().threads() == 2
+    assert np.array_equal(batched_matmul(a, a), np.full((4, 3, 3), 3, np.float32))

@@ -1,5 +1,11 @@
 """Small helpers shared by the CPU kernels."""
 
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+import numpy as np
 from numba import njit, prange
 
 
@@ -66,3 +72,140 @@ def load_streams_serial(x, buffer, ph, pw):
 # and lowers LeNet-5's c1 (78 KB of column matrix) in 4 us (two: 46) and a 5x5 layer on 7x7
 # (157 KB) in 26 us (two: 63). At 1.3-2.7 MB the two are within +-30 % of each other either way.
 SERIAL_COPY_BYTES = 2 ** 20
+
+
+# A stack of matrix products doing fewer flops than this runs as one ``np.matmul``. On the CI machine
+# (AMD EPYC, 2 cores) handing work to an idle Python thread and collecting it costs 40-45 us (an
+# empty task: 43 us, median of 2000), about what one core takes for 10 MFLOP of SGEMM, so sharing
+# a stack of 20 MFLOP between two cores saves about what the hand-over costs.
+PARALLEL_MATMUL_FLOPS = 20e6
+
+
+def usable_cores():
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+class _NumpyBlas:
+    """The thread count of the BLAS numpy calls, read and set through threadpoolctl; ``None`` where
+    threadpoolctl is missing (a provisioned GPU box may lack it) or finds no BLAS."""
+
+    def __init__(self):
+        self.controller = None
+        self.pool = None
+        had_kmp = "KMP_DUPLICATE_LIB_OK" in os.environ
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            return
+        finally:
+            if not had_kmp:   # threadpoolctl sets it on import; the process's settings stay the user's
+                os.environ.pop("KMP_DUPLICATE_LIB_OK", None)
+        found = [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
+        # numpy's own first (a wheel's sits in numpy.libs): scipy may load another BLAS beside it
+        found.sort(key=lambda lib: "numpy" not in os.path.basename(os.path.dirname(lib.filepath)))
+        if found:
+            self.controller = found[0]
+
+    def threads(self):
+        """The BLAS's thread count now (1 where unknown)."""
+        return 1 if self.controller is None else self.controller.get_num_threads()
+
+    @contextmanager
+    def one_thread(self, restore):
+        self.controller.set_num_threads(1)
+        try:
+            yield
+        finally:
+            self.controller.set_num_threads(restore)
+
+    def executor(self):
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(max_workers=max(1, usable_cores() - 1),
+                                           thread_name_prefix="convbench-matmul")
+        return self.pool
+
+
+_blas = None
+
+
+def _numpy_blas():
+    global _blas
+    if _blas is None:
+        _blas = _NumpyBlas()
+    return _blas
+
+
+def _split(a, b, out, workers):
+    """``workers`` triples of views ``(a_i, b_i, out_i)`` whose products make up ``out = a @ b``:
+    the largest leading (stack) axis of ``out`` cut into near-equal runs, ``a`` and ``b`` cut along
+    the same axis unless they broadcast over it. ``None`` when no axis divides well: fewer entries
+    than workers, or a remainder that would leave one thread a third more than another."""
+    lead = out.ndim - 2
+    if lead < 1 or workers < 2:
+        return None
+    axis = max(range(lead), key=lambda i: out.shape[i])
+    size = out.shape[axis]
+    if size < workers or (size % workers and size < 3 * workers):
+        return None
+    bounds = [size * i // workers for i in range(workers + 1)]
+
+    def cut(array, lo, hi):
+        own = axis - (lead - (array.ndim - 2))   # leading axes line up from the right
+        if own < 0 or array.shape[own] == 1:
+            return array
+        return array[(slice(None),) * own + (slice(lo, hi),)]
+
+    return [(cut(a, lo, hi), cut(b, lo, hi), cut(out, lo, hi))
+            for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
+def _worth_sharing(a_shape, b_shape, is_complex):
+    # every product unless both operands broadcast: enough to tell a stack too small to share
+    products = max(math.prod(a_shape[:-2]), math.prod(b_shape[:-2]))
+    flops = 2 * products * a_shape[-2] * a_shape[-1] * b_shape[-1] * (4 if is_complex else 1)
+    return products > 1 and flops >= PARALLEL_MATMUL_FLOPS
+
+
+def matmul_for(a_shape, b_shape, dtype=np.float32):
+    """:func:`batched_matmul` for a stack of products of these shapes worth sharing out, else
+    ``np.matmul`` itself: chosen once, in a kernel's ``prepare``, so that the small layers' calls
+    (LeNet-5's im2col takes 6-10 us) do not pay for the test every time."""
+    return batched_matmul if _worth_sharing(a_shape, b_shape, np.dtype(dtype).kind == "c") \
+        else np.matmul
+
+
+def batched_matmul(a, b, out=None):
+    """``np.matmul(a, b, out=out)`` for stacks of matrices, the stack shared out among the cores.
+
+    OpenBLAS threads each product of a stack by itself: for the small products of the Winograd
+    kernels (16 or 36 per call), of grouped or batched im2col and of the FFT kernels' frequencies
+    that means waking its threads once per product, or, below its size threshold, using one core.
+    Here each of the BLAS's threads instead takes a run of the stack, with the BLAS set to one
+    thread while they run: one wake-up per call. Each product is then what a one-thread BLAS
+    computes, bit for bit (a threaded OpenBLAS may round differently). A stack doing fewer than
+    :data:`PARALLEL_MATMUL_FLOPS`, a single product, or a BLAS set to one thread runs as one
+    ``np.matmul``. Returns ``out`` (allocated when not given).
+    """
+    if not _worth_sharing(a.shape, b.shape, "c" in (a.dtype.kind, b.dtype.kind)):
+        return np.matmul(a, b, out=out)
+    if out is None:
+        shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
+        out = np.empty(shape, dtype=np.result_type(a, b))
+    blas = _numpy_blas()
+    threads = blas.threads()
+    parts = _split(a, b, out, min(threads, usable_cores()))
+    if parts is None:
+        return np.matmul(a, b, out=out)
+    with blas.one_thread(restore=threads):
+        pool = blas.executor()
+        futures = [pool.submit(np.matmul, a_i, b_i, out=out_i) for a_i, b_i, out_i in parts[1:]]
+        try:
+            a_0, b_0, out_0 = parts[0]
+            np.matmul(a_0, b_0, out=out_0)
+        finally:   # every share finished (or failed) before the BLAS gets its threads back
+            for future in futures:
+                future.exception()
+        for future in futures:
+            future.result()
+    return out

@@ -9,7 +9,9 @@ the conjugate of the filter's spectrum. The input is placed in a zero-bordered b
 cover the whole padded input, the circular correlation equals the linear one at every output position
 kept. Filters (dilated by inserting zeros when ``dilation > 1``) are transformed once in ``prepare``.
 For every frequency the channel sum is a small complex matrix product, ``Y[f] (K_g x N) =
-W[f] (K_g x C_g) @ X[f] (C_g x N)``, done for all frequencies and groups by one batched ``matmul``.
+W[f] (K_g x C_g) @ X[f] (C_g x N)``, done for all frequencies and groups by one batched ``matmul``
+whose frequencies are shared out among the cores (:func:`kernels.cpu._common.batched_matmul`): at
+batch 1 each is a matrix-vector product, which the BLAS runs on one core.
 
 Every output position is computed, so strided problems are not supported. The filter spectra take
 ``K * C_g * Fh * (Fw/2 + 1)`` complex64 values: FFT pays off for large filters, not for 3x3 layers with
@@ -22,7 +24,6 @@ every frequency's product is a matrix product over the tiles; the cost is the ov
 rows and columns of every tile transformed and thrown away.
 """
 
-import os
 from functools import partial
 
 import numpy as np
@@ -30,8 +31,9 @@ import scipy.fft
 
 from ..common import (fft_prepare, fft_tiled_prepare, fft_tiled_workspace_bytes, fft_unsupported,
                       fft_workspace_bytes)
+from ._common import batched_matmul, usable_cores
 
-_WORKERS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+_WORKERS = usable_cores()
 
 
 class FFTCPU:
@@ -45,7 +47,7 @@ class FFTCPU:
 
     def prepare(self, problem, w):
         return fft_prepare(problem, w, np, partial(scipy.fft.rfft2, workers=_WORKERS),
-                           partial(scipy.fft.irfft2, workers=_WORKERS))
+                           partial(scipy.fft.irfft2, workers=_WORKERS), matmul=batched_matmul)
 
 
 fft = FFTCPU()
@@ -60,7 +62,7 @@ class FFTTiledCPU(FFTCPU):
     def prepare(self, problem, w):
         return fft_tiled_prepare(problem, w, np, partial(scipy.fft.rfft2, workers=_WORKERS),
                                  partial(scipy.fft.irfft2, workers=_WORKERS),
-                                 np.lib.stride_tricks.as_strided)
+                                 np.lib.stride_tricks.as_strided, matmul=batched_matmul)
 
 
 fft_tiled = FFTTiledCPU()

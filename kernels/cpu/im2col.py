@@ -8,7 +8,11 @@ output pixel (p, q)::
     col[n, g, (c*R + r)*S + s, p*Q + q] = x_padded[n, g*C_g + c, p*sh + r*dh, q*sw + s*dw]
 
 so ``out[n, g] = W[g] (K_g x C_g*R*S) @ col[n, g] (C_g*R*S x P*Q)`` lands directly in NCHW order; numpy's
-``matmul`` hands each (image, group) product to the BLAS it was built with, in float32.
+``matmul`` hands each (image, group) product to the BLAS it was built with, in float32. With more
+than one such product (a batch, or groups) of 20 MFLOP or more in all, the products are shared out
+among the cores, each run by a one-thread BLAS (:func:`kernels.cpu._common.batched_matmul`): on
+AlexNet's conv2 (two groups) that took the call from 1.81 to 1.33 ms (``convbench ab``, CI machine,
+``results/amd-epyc-2c/ab/20261124T051737Z.json``).
 
 With a stride larger than 1 the padded input is first split into its ``sh * sw`` stride phases
 (``planes[n, c, a, b, i, j] = x_padded[n, c, i*sh + a, j*sw + b]``, as the direct kernel does).
@@ -37,7 +41,8 @@ import numpy as np
 from numba import njit, prange
 
 from ..common import pipeline
-from ._common import SERIAL_COPY_BYTES, load_streams, load_streams_serial, stream_shape
+from ._common import (SERIAL_COPY_BYTES, load_streams, load_streams_serial, matmul_for,
+                      stream_shape)
 
 
 @njit(cache=True, fastmath=False, inline="always")
@@ -145,10 +150,11 @@ class Im2colGemmCPU:
         pixels = problem.p * problem.q
         weights = np.ascontiguousarray(w, dtype=np.float32).reshape(groups, k_per_group, rows)
         out_shape = (problem.n, groups, k_per_group, pixels)
+        matmul = matmul_for(weights.shape, (problem.n, groups, rows, pixels))
         if _is_pointwise(problem):
             def run(x):
                 out = np.empty(out_shape, dtype=np.float32)
-                np.matmul(weights, x.reshape(problem.n, groups, rows, pixels), out=out)
+                matmul(weights, x.reshape(problem.n, groups, rows, pixels), out=out)
                 return out.reshape(problem.output_shape)
             return run
 
@@ -180,7 +186,7 @@ class Im2colGemmCPU:
 
         def multiply(x):
             out = np.empty(out_shape, dtype=np.float32)
-            np.matmul(weights, col_grouped, out=out)
+            matmul(weights, col_grouped, out=out)
             return out.reshape(problem.output_shape)
 
         run = pipeline(("lowering", lower), ("multiply", multiply))

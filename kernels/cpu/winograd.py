@@ -10,7 +10,8 @@ element-wise. Summed over input channels, the element-wise products become, for 
 * filter transform ``U = G g G^T`` once in ``prepare`` (float64, then rounded to float32);
 * input transform ``V = B^T d B`` in a numba parallel loop over (image, channel), vectorized along
   all of a channel's tiles (see :func:`_input_transform` for the layout);
-* ``(m+2)^2`` SGEMMs through BLAS (one batched ``matmul``);
+* ``(m+2)^2`` SGEMMs through BLAS, shared out among the cores, each run by a one-thread BLAS
+  (:func:`kernels.cpu._common.batched_matmul`) once they come to 20 MFLOP;
 * output transform ``Y = A^T M A`` in a numba parallel loop over (image, output channel);
   the last tile row and column are cut to the output size, so any H and W work.
 
@@ -27,7 +28,7 @@ from numba import get_num_threads, njit, prange
 
 from ..common import pipeline, winograd_filter_transform, winograd_tiles, winograd_unsupported
 from ..winograd_transforms import TRANSFORMS
-from ._common import load_channel
+from ._common import load_channel, matmul_for
 
 @njit(cache=True, fastmath=False, inline="always")
 def _scaled(dst, coef, src, assign):
@@ -225,12 +226,13 @@ class WinogradCPU:
         mm = np.empty((alpha * alpha, problem.k, tiles), dtype=np.float32)
         mm_grouped = mm.reshape(alpha * alpha, groups, k_per_group, tiles)
         bt, at, out_shape = self.bt, self.at, problem.output_shape
+        matmul = matmul_for(weights.shape, v_grouped.shape)
 
         def input_transform(x):
             _input_transform(x, bt, v, tiles_h, row_len, ph, pw, get_num_threads())
 
         def multiply(x):
-            np.matmul(weights, v_grouped, out=mm_grouped)
+            matmul(weights, v_grouped, out=mm_grouped)
 
         def output_transform(x):
             out = np.empty(out_shape, dtype=np.float32)
