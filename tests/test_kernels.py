@@ -250,3 +250,15 @@ def test_batched_matmul_gives_the_blas_its_threads_back_when_a_product_fails(sha
     assert shared_stacks[-1] is not None
     assert _numpy_blas().threads() == 2
     assert np.array_equal(batched_matmul(a, a), np.full((4, 3, 3), 3, np.float32))
+
+
+def test_fft_with_its_transforms_on_two_workers(monkeypatch):
+    """The whole-image FFT transforms small inputs on one thread (``SERIAL_FFT_BYTES``), so the
+    test problems would never reach scipy.fft's threaded path: a zero threshold sends them there."""
+    from kernels.cpu import fft as fft_module
+    monkeypatch.setattr(fft_module, "SERIAL_FFT_BYTES", 0)
+    monkeypatch.setattr(fft_module, "_WORKERS", 2)
+    kernel = next(kernel for kernel in KERNELS if kernel.spec.algo == "fft")
+    for problem in [ConvProblem.parse(text) for text in EDGE_CASES] + random_problems(20, seed=9):
+        if kernel.supports(problem) is None:
+            check_against_reference(kernel, problem)

@@ -29,11 +29,23 @@ from functools import partial
 import numpy as np
 import scipy.fft
 
-from ..common import (fft_prepare, fft_tiled_prepare, fft_tiled_workspace_bytes, fft_unsupported,
-                      fft_workspace_bytes)
+from ..common import (fft_prepare, fft_shape, fft_tiled_prepare, fft_tiled_workspace_bytes,
+                      fft_unsupported, fft_workspace_bytes)
 from ._common import batched_matmul, usable_cores
 
 _WORKERS = usable_cores()
+
+# The whole-image FFT transforms an input or output of fewer bytes than this on one thread. On the
+# CI machine (AMD EPYC, 2 cores) scipy.fft's second worker made such transforms slower: the 128
+# channels of 30 x 30 of ResNet-50's res3a in 0.171 ms on one thread, 0.264-0.267 on two; 256 of
+# 16 x 16 in 0.103 against 0.139-0.199. At 1.8 MB (128 of 58 x 60) two took 0.59-0.62 ms against
+# 0.99. The tiled FFT's many small transforms showed no such rule, so they keep every core.
+SERIAL_FFT_BYTES = 2 ** 20
+
+
+def _workers(images, channels, shape):
+    """scipy.fft's ``workers`` for one transform of ``images x channels`` float32 planes."""
+    return 1 if 4 * images * channels * shape[0] * shape[1] < SERIAL_FFT_BYTES else _WORKERS
 
 
 class FFTCPU:
@@ -46,8 +58,11 @@ class FFTCPU:
         return fft_workspace_bytes(problem)
 
     def prepare(self, problem, w):
-        return fft_prepare(problem, w, np, partial(scipy.fft.rfft2, workers=_WORKERS),
-                           partial(scipy.fft.irfft2, workers=_WORKERS), matmul=batched_matmul)
+        shape = fft_shape(problem)
+        return fft_prepare(problem, w, np,
+                           partial(scipy.fft.rfft2, workers=_workers(problem.n, problem.c, shape)),
+                           partial(scipy.fft.irfft2, workers=_workers(problem.n, problem.k, shape)),
+                           matmul=batched_matmul)
 
 
 fft = FFTCPU()
