@@ -262,3 +262,31 @@ def test_fft_with_its_transforms_on_two_workers(monkeypatch):
     for problem in [ConvProblem.parse(text) for text in EDGE_CASES] + random_problems(20, seed=9):
         if kernel.supports(problem) is None:
             check_against_reference(kernel, problem)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_batched_matmul_works_in_a_forked_child(shared_stacks):
+    """A child forked after a shared product has none of the parent's pool threads; handing it
+    work through the inherited pool would hang, so the child must start its own."""
+    import signal
+    import time
+    from kernels.cpu._common import batched_matmul
+    a = np.ones((4, 3, 3), np.float32)
+    batched_matmul(a, a)                       # the parent's pool exists now
+    assert shared_stacks[-1] is not None
+    pid = os.fork()
+    if pid == 0:                               # the child: exit status 0 only on the right answer
+        try:
+            ok = np.array_equal(batched_matmul(a, a), np.full((4, 3, 3), 3, np.float32))
+        finally:
+            os._exit(0 if ok else 1)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail("batched_matmul hung in a forked child")

@@ -87,8 +87,9 @@ def usable_cores():
 
 
 class _NumpyBlas:
-    """The thread count of the BLAS numpy calls, read and set through threadpoolctl; ``None`` where
-    threadpoolctl is missing (a provisioned GPU box may lack it) or finds no BLAS."""
+    """The thread count of the BLAS numpy calls, read and set through threadpoolctl (``controller``
+    is ``None`` where threadpoolctl is missing, as a provisioned GPU box may lack it, or finds no
+    BLAS), and the threads that take the shares of a stack."""
 
     def __init__(self):
         self.controller = None
@@ -134,6 +135,17 @@ def _numpy_blas():
     if _blas is None:
         _blas = _NumpyBlas()
     return _blas
+
+
+def _forget_after_fork():
+    """A forked child has none of its parent's pool threads: work handed to the inherited pool
+    would wait for ever. The child makes its own on first use."""
+    global _blas
+    _blas = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def _split(a, b, out, workers):
