@@ -198,6 +198,10 @@ def batched_matmul(a, b, out=None):
     computes, bit for bit (a threaded OpenBLAS may round differently). A stack doing fewer than
     :data:`PARALLEL_MATMUL_FLOPS`, a single product, or a BLAS set to one thread runs as one
     ``np.matmul``. Returns ``out`` (allocated when not given).
+
+    The BLAS's thread count is the process's, so two threads should not run shared stacks at
+    once: one could hand the BLAS back its threads while the other's shares still run (slower,
+    not wrong). The harness runs one kernel per process.
     """
     if not _worth_sharing(a.shape, b.shape, "c" in (a.dtype.kind, b.dtype.kind)):
         return np.matmul(a, b, out=out)
