@@ -243,12 +243,17 @@ def test_batched_matmul_is_a_one_thread_matmul(a_shape, b_shape, dtype, shared_s
 
 
 def test_batched_matmul_gives_the_blas_its_threads_back_when_a_product_fails(shared_stacks):
-    from kernels.cpu._common import _numpy_blas, batched_matmul
+    import scipy.linalg  # noqa: F401 - scipy's wheel loads a BLAS of its own, set to one thread too
+    from kernels.cpu._common import _numpy_blas, shared_matmul
+    batched_matmul = shared_matmul()      # as a kernel's prepare gets it: every BLAS loaded known
     a = np.ones((4, 3, 3), np.float32)
     with pytest.raises(TypeError):    # float32 products cannot be written to an int32 array
         batched_matmul(a, a, np.empty((4, 3, 3), np.int32))
     assert shared_stacks[-1] is not None
     assert _numpy_blas().threads() == 2
+    # every BLAS loaded (scipy's wheel brings its own) has its two threads back
+    from threadpoolctl import threadpool_info
+    assert {info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"} == {2}
     assert np.array_equal(batched_matmul(a, a), np.full((4, 3, 3), 3, np.float32))
 
 

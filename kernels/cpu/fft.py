@@ -31,7 +31,7 @@ import scipy.fft
 
 from ..common import (fft_prepare, fft_shape, fft_tiled_prepare, fft_tiled_workspace_bytes,
                       fft_unsupported, fft_workspace_bytes)
-from ._common import batched_matmul, usable_cores
+from ._common import shared_matmul, usable_cores
 
 _WORKERS = usable_cores()
 
@@ -62,7 +62,7 @@ class FFTCPU:
         return fft_prepare(problem, w, np,
                            partial(scipy.fft.rfft2, workers=_workers(problem.n, problem.c, shape)),
                            partial(scipy.fft.irfft2, workers=_workers(problem.n, problem.k, shape)),
-                           matmul=batched_matmul)
+                           matmul=shared_matmul())
 
 
 fft = FFTCPU()
@@ -77,7 +77,7 @@ class FFTTiledCPU(FFTCPU):
     def prepare(self, problem, w):
         return fft_tiled_prepare(problem, w, np, partial(scipy.fft.rfft2, workers=_WORKERS),
                                  partial(scipy.fft.irfft2, workers=_WORKERS),
-                                 np.lib.stride_tricks.as_strided, matmul=batched_matmul)
+                                 np.lib.stride_tricks.as_strided, matmul=shared_matmul())
 
 
 fft_tiled = FFTTiledCPU()
