@@ -71,21 +71,11 @@ def blas_runtime() -> list[dict]:
     """The BLAS libraries loaded in this process as threadpoolctl finds them, numpy's first:
     library, version, the kernels it chose for this CPU (``architecture``), threads.
     Empty when threadpoolctl is not installed (a provisioned GPU box may lack it)."""
-    had_kmp = "KMP_DUPLICATE_LIB_OK" in os.environ
-    try:
-        import numpy  # noqa: F401 - its BLAS is the one the kernels call
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return []
-    finally:
-        if not had_kmp:   # threadpoolctl sets it on import; this process's settings stay the user's
-            os.environ.pop("KMP_DUPLICATE_LIB_OK", None)
+    from kernels.common import blas_libraries   # imports numpy, whose BLAS the kernels call
+
     keys = ("internal_api", "version", "architecture", "threading_layer", "num_threads")
-    found = [info for info in threadpool_info() if info.get("user_api") == "blas"]
-    # numpy's own first (a wheel's sits in numpy.libs): scipy may load another OpenBLAS beside it
-    found.sort(key=lambda info: "numpy" not in Path(info["filepath"]).parent.name)
     return [{key: info.get(key) for key in keys} | {"library": Path(info["filepath"]).name}
-            for info in found]
+            for info in (lib.info() for lib in blas_libraries())]
 
 
 def blas_summary(runtime=None) -> str:

@@ -1,10 +1,31 @@
 """Backend-free pieces shared by the CPU and GPU kernels: sizes, limits and the Winograd filter
 transform. Imports neither numba nor CuPy."""
 
+import os
+from pathlib import Path
+
 import numpy as np
 import scipy.fft
 
 from .winograd_transforms import TRANSFORMS
+
+
+def blas_libraries():
+    """threadpoolctl's controllers of the BLAS libraries loaded in this process, numpy's first (a
+    wheel's sits in ``numpy.libs``; scipy's wheel loads another beside it); empty where threadpoolctl
+    is not installed (a provisioned GPU box may lack it). The environment is left as it was:
+    threadpoolctl sets ``KMP_DUPLICATE_LIB_OK`` on import."""
+    had_kmp = "KMP_DUPLICATE_LIB_OK" in os.environ
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return []
+    finally:
+        if not had_kmp:
+            os.environ.pop("KMP_DUPLICATE_LIB_OK", None)
+    found = [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
+    found.sort(key=lambda lib: "numpy" not in Path(lib.filepath).parent.name)
+    return found
 
 
 def fft_shape(problem):

@@ -8,6 +8,8 @@ from contextlib import contextmanager
 import numpy as np
 from numba import njit, prange
 
+from ..common import blas_libraries
+
 
 def stream_shape(problem, sh, sw, rows=None, cols=None):
     """Shape of a :func:`load_streams` buffer: (N, C, sh, sw, rows, cols).
@@ -98,20 +100,10 @@ class _NumpyBlas:
         self.scan()
 
     def scan(self):
-        """Find the BLAS libraries loaded now (about 0.8 ms: for ``prepare``, not for a call)."""
-        had_kmp = "KMP_DUPLICATE_LIB_OK" in os.environ
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:
-            return
-        finally:
-            if not had_kmp:   # threadpoolctl sets it on import; the process's settings stay the user's
-                os.environ.pop("KMP_DUPLICATE_LIB_OK", None)
-        found = [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
-        # numpy's own first (a wheel's sits in numpy.libs): scipy may load another BLAS beside it.
-        # A numpy built against a system BLAS has no such folder; setting every BLAS loaded (a few
-        # microseconds) makes sure the one numpy calls runs on one thread during the shares.
-        found.sort(key=lambda lib: "numpy" not in os.path.basename(os.path.dirname(lib.filepath)))
+        """Find the BLAS libraries loaded now (about 0.8 ms: for ``prepare``, not for a call).
+        Every one of them is set to one thread during the shares: a numpy built against a system
+        BLAS has no ``numpy.libs`` to tell its own by, and setting a library costs microseconds."""
+        found = blas_libraries()
         if found:
             self.controller, self.others = found[0], found[1:]
 
