@@ -295,3 +295,46 @@ def test_batched_matmul_works_in_a_forked_child(shared_stacks):
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
     pytest.fail("batched_matmul hung in a forked child")
+
+
+WINOGRADS = [kernel for kernel in KERNELS if kernel.spec.algo in ("winograd", "winograd4")]
+
+
+@pytest.mark.parametrize("layout", ["channel-major", "tile rows", "tile-major stages"])
+@pytest.mark.parametrize("kernel", WINOGRADS, ids=[kernel.name for kernel in WINOGRADS])
+def test_winograd_in_each_layout(kernel, layout, monkeypatch):
+    """Each Winograd layout on the edge cases and random problems, whichever the rule would choose
+    for them (most of these small problems would go channel-major): tile rows cut into two shares,
+    the stages checked on their own too."""
+    from kernels.cpu import winograd
+    monkeypatch.setattr(winograd.WinogradCPU, "layout",
+                        lambda self, problem: winograd.CHANNEL_MAJOR if problem.groups > 1
+                        else layout)
+    monkeypatch.setattr(winograd, "share_count", lambda threads: 2)
+    checked = 0
+    for problem in [ConvProblem.parse(text) for text in EDGE_CASES] + random_problems(40, seed=8):
+        if kernel.supports(problem) is None and problem.groups == 1:
+            check_against_reference(kernel, problem)
+            check_stages(kernel, problem)
+            assert int(kernel.workspace_bytes(problem)) > 0
+            checked += 1
+    assert checked >= 10
+
+
+def test_winograd_layout_rule(monkeypatch):
+    """Large images with few channels go channel-major, few tiles with filters that fit the rule's
+    bytes tile rows, larger filters by stages; groups always channel-major; one thread, tile rows."""
+    from kernels.cpu import winograd
+    f2, f4 = winograd.winograd_f2x2_3x3, winograd.winograd_f4x4_3x3
+    monkeypatch.setattr(winograd, "share_count", lambda threads: 2)
+    res2a, res4a = (ConvProblem.parse(text) for text in ("mb1ic64ih56oc64oh56kh3ph1",
+                                                         "mb1ic256ih14oc256oh14kh3ph1"))
+    conv5_1 = ConvProblem.parse("mb1ic512ih14oc512oh14kh3ph1")
+    grouped = ConvProblem.parse("g2mb1ic256ih14oc256oh14kh3ph1")
+    assert f2.layout(res2a) == winograd.CHANNEL_MAJOR
+    assert f4.layout(res2a) == winograd.TILE_ROWS
+    assert f4.layout(res4a) == winograd.TILE_ROWS
+    assert f2.layout(conv5_1) == winograd.TILE_STAGES
+    assert f2.layout(grouped) == winograd.CHANNEL_MAJOR
+    monkeypatch.setattr(winograd, "share_count", lambda threads: 1)
+    assert f2.layout(conv5_1) == winograd.TILE_ROWS

@@ -4,6 +4,7 @@ import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import partial
 
 import numpy as np
 from numba import njit, prange
@@ -113,7 +114,11 @@ class _NumpyBlas:
 
     @contextmanager
     def one_thread(self, restore):
-        """Every BLAS loaded on one thread; numpy's given back ``restore``, the others their own."""
+        """Every BLAS loaded on one thread; numpy's given back ``restore``, the others their own.
+        Nothing to set where no BLAS could be found (its thread count is then taken to be 1)."""
+        if self.controller is None:
+            yield
+            return
         others = [(lib, lib.get_num_threads()) for lib in self.others]
         for lib in [self.controller] + self.others:
             lib.set_num_threads(1)
@@ -199,6 +204,37 @@ def matmul_for(a_shape, b_shape, dtype=np.float32):
     return np.matmul
 
 
+def share_count(numba_threads):
+    """How many threads a kernel's work can be shared among: the fewest of numba's threads, the
+    BLAS's and the cores this process may use (1 where no BLAS could be found)."""
+    return max(1, min(numba_threads, _numpy_blas().threads(), usable_cores()))
+
+
+def run_shares(tasks):
+    """Call every one of ``tasks`` (callables without arguments) at once: the first in this thread,
+    the others on the pool's threads, every BLAS loaded at one thread meanwhile. Returns when all
+    have finished; the first failure is raised, once the BLAS has its threads back.
+
+    The BLAS's thread count is the process's, so two threads should not run shares at once: one
+    could hand the BLAS back its threads while the other's shares still run (slower, not wrong).
+    The harness runs one kernel per process.
+    """
+    if len(tasks) == 1:
+        tasks[0]()
+        return
+    blas = _numpy_blas()
+    with blas.one_thread(restore=blas.threads()):
+        pool = blas.executor()
+        futures = [pool.submit(task) for task in tasks[1:]]
+        try:
+            tasks[0]()
+        finally:   # every share finished (or failed) before the BLAS gets its threads back
+            for future in futures:
+                future.exception()
+        for future in futures:
+            future.result()
+
+
 def batched_matmul(a, b, out=None):
     """``np.matmul(a, b, out=out)`` for stacks of matrices, the stack shared out among the cores.
 
@@ -206,34 +242,18 @@ def batched_matmul(a, b, out=None):
     kernels (16 or 36 per call), of grouped or batched im2col and of the FFT kernels' frequencies
     that means waking its threads once per product, or, below its size threshold, using one core.
     Here each of the BLAS's threads instead takes a run of the stack, with the BLAS set to one
-    thread while they run: one wake-up per call. Each product is then what a one-thread BLAS
-    computes, bit for bit (a threaded OpenBLAS may round differently). A stack doing fewer than
-    :data:`PARALLEL_MATMUL_FLOPS`, a single product, or a BLAS set to one thread runs as one
-    ``np.matmul``. Returns ``out`` (allocated when not given).
-
-    The BLAS's thread count is the process's, so two threads should not run shared stacks at
-    once: one could hand the BLAS back its threads while the other's shares still run (slower,
-    not wrong). The harness runs one kernel per process.
+    thread while they run (:func:`run_shares`): one wake-up per call. Each product is then what a
+    one-thread BLAS computes, bit for bit (a threaded OpenBLAS may round differently). A stack
+    doing fewer than :data:`PARALLEL_MATMUL_FLOPS`, a single product, or a BLAS set to one thread
+    runs as one ``np.matmul``. Returns ``out`` (allocated when not given).
     """
     if not _worth_sharing(a.shape, b.shape, "c" in (a.dtype.kind, b.dtype.kind)):
         return np.matmul(a, b, out=out)
     if out is None:
         shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
         out = np.empty(shape, dtype=np.result_type(a, b))
-    blas = _numpy_blas()
-    threads = blas.threads()
-    parts = _split(a, b, out, min(threads, usable_cores()))
+    parts = _split(a, b, out, min(_numpy_blas().threads(), usable_cores()))
     if parts is None:
         return np.matmul(a, b, out=out)
-    with blas.one_thread(restore=threads):
-        pool = blas.executor()
-        futures = [pool.submit(np.matmul, a_i, b_i, out=out_i) for a_i, b_i, out_i in parts[1:]]
-        try:
-            a_0, b_0, out_0 = parts[0]
-            np.matmul(a_0, b_0, out=out_0)
-        finally:   # every share finished (or failed) before the BLAS gets its threads back
-            for future in futures:
-                future.exception()
-        for future in futures:
-            future.result()
+    run_shares([partial(np.matmul, a_i, b_i, out=out_i) for a_i, b_i, out_i in parts])
     return out

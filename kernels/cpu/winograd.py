@@ -8,12 +8,24 @@ element-wise. Summed over input channels, the element-wise products become, for 
 ``(m+2)^2`` positions, one matrix product ``M = U (K x C) @ V (C x tiles)``:
 
 * filter transform ``U = G g G^T`` once in ``prepare`` (float64, then rounded to float32);
-* input transform ``V = B^T d B`` in a numba parallel loop over (image, channel), vectorized along
-  all of a channel's tiles (see :func:`_input_transform` for the layout);
-* ``(m+2)^2`` SGEMMs through BLAS, shared out among the cores, each run by a one-thread BLAS
-  (:func:`kernels.cpu._common.batched_matmul`) once they come to 20 MFLOP;
-* output transform ``Y = A^T M A`` in a numba parallel loop over (image, output channel);
-  the last tile row and column are cut to the output size, so any H and W work.
+* input transform ``V = B^T d B``;
+* ``(m+2)^2`` SGEMMs through BLAS, each run by a one-thread BLAS once a call's products come to
+  20 MFLOP (:mod:`kernels.cpu._common`);
+* output transform ``Y = A^T M A``; the last tile row and column are cut to the output size, so any
+  H and W work.
+
+``prepare`` lays the problem out one of three ways (:meth:`WinogradCPU.layout`):
+
+* **channel-major** (``V`` is C x tiles): the transforms are numba parallel loops over (image,
+  channel), vectorized along all of a channel's tiles (:func:`_input_transform`), and the GEMMs
+  are shared out among the cores by position. For large images with few channels, and grouped
+  problems.
+* **tile-major** (``V`` is tiles x C, ``M = V @ U^T``): the transforms run along the channels, one
+  tile at a time (:func:`_input_rows`), which suits small images with many channels. Either each
+  thread takes a run of tile rows through all three stages (**tile rows**: one hand-over between
+  threads per call, where waking sleeping threads costs 40-60 us on the CI machine), or, when the
+  transformed filters are too large for every thread to read them all, the stages run one after
+  another, each shared out (**tile-major stages**).
 
 F(2x2, 3x3) does 16 multiplies per 4 outputs where direct does 36; F(4x4, 3x3) 36 per 16 where direct
 does 144 -- fewer operations, but its transforms hold larger constants (up to 8 and 1/24), so the
@@ -23,22 +35,25 @@ Transform matrices: see :mod:`kernels.winograd_transforms`.
 Needs a 3x3 filter, stride 1 and no dilation; any padding and any H, W.
 """
 
+from functools import partial
+
 import numpy as np
 from numba import get_num_threads, njit, prange
 
 from ..common import pipeline, winograd_filter_transform, winograd_tiles, winograd_unsupported
 from ..winograd_transforms import TRANSFORMS
-from ._common import load_channel, matmul_for
+from ._common import load_channel, matmul_for, run_shares, share_count
 
 @njit(cache=True, fastmath=False, inline="always")
 def _scaled(dst, coef, src, assign):
     """dst = coef * src when ``assign``, else dst += coef * src (one pass, no zero fill).
 
     The loop around it (first non-zero coefficient assigns, the rest accumulate, zero fill only
-    when all are zero) is written out at each of its four sites on purpose: a shared helper that
-    took the sources as one stacked view (and ran the input transform's channel rows inside the
-    coefficient loop) gave bit-identical outputs but measured 9-38 % slower on all ten 3x3 cases
-    of the default set (`convbench ab --threads 1`, AMD CI machine).
+    when all are zero) is written out at each of its sites on purpose, four per layout: for the
+    channel-major transforms, a shared helper that took the sources as one stacked view (and ran
+    the input transform's channel rows inside the coefficient loop) gave bit-identical outputs
+    but measured 9-38 % slower on all ten 3x3 cases of the default set (`convbench ab --threads
+    1`, AMD CI machine). The tile-major transforms follow the same pattern.
     """
     if assign:
         for j in range(dst.size):
@@ -182,6 +197,166 @@ def _output_transform(mm, at, out, tiles_h, row_len):
                     out[n, k, p, full * m + xo] = tile[yo, xo, i * row_len + full]
 
 
+@njit(cache=True, nogil=True, fastmath=False)
+def _input_rows(x, bt, v, tiles_h, tiles_w, ph, pw, first, stop, t0, band, cols):
+    """Tile-major input transform of tile rows ``first`` to ``stop`` (row ``n*tiles_h + i``):
+    ``v[a*alpha + b, t, c] = (B^T d B)[a, b]`` for tile ``t = t0 + (row - first)*tiles_w + j``,
+    every channel at once.
+
+    Per tile row the input rows it reads are copied, channels last, into ``band`` (alpha,
+    tiles_w*m + 2, C), zero-bordered; B^T is applied down every column of the band once (``cols``,
+    shared by the two tiles that overlap there), then B across each tile. Every loop runs along the
+    channels, so a layer with few tiles and many channels (ResNet-50's res4a: 16 tiles of F(4x4),
+    256 channels) runs long vector loops where the channel-major transform runs 256 short ones.
+    """
+    n_images, channels, height, width = x.shape
+    alpha = bt.shape[0]
+    m = alpha - 2
+    span = band.shape[1]
+    for row in range(first, stop):
+        n = row // tiles_h
+        i = row % tiles_h
+        for u in range(alpha):
+            y = i * m + u - ph
+            if 0 <= y < height:
+                band[u, :pw] = 0.0
+                band[u, pw + width:] = 0.0
+                for c in range(channels):
+                    src = x[n, c, y]
+                    for xx in range(width):
+                        band[u, pw + xx, c] = src[xx]
+            else:
+                band[u] = 0.0
+        for a in range(alpha):
+            for xw in range(span):
+                dst = cols[a, xw]
+                assign = True
+                for u in range(alpha):
+                    coef = bt[a, u]
+                    if coef != 0.0:
+                        _scaled(dst, coef, band[u, xw], assign)
+                        assign = False
+                if assign:
+                    dst[:] = 0.0
+        for j in range(tiles_w):
+            t = t0 + (row - first) * tiles_w + j
+            for a in range(alpha):
+                for b in range(alpha):
+                    dst = v[a * alpha + b, t]
+                    assign = True
+                    for w in range(alpha):
+                        coef = bt[b, w]
+                        if coef != 0.0:
+                            _scaled(dst, coef, cols[a, j * m + w], assign)
+                            assign = False
+                    if assign:
+                        dst[:] = 0.0
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def _output_rows(mm, at, out, tiles_h, tiles_w, first, stop, t0, half, rows):
+    """Tile-major output transform of tile rows ``first`` to ``stop``: ``A^T M A`` with ``M`` read
+    as ``mm[a*alpha + b, t, k]`` (tiles numbered as in :func:`_input_rows`), every output channel at
+    once; a tile row's outputs gather in ``rows`` (m, tiles_w*m, K) and go to ``out`` cut to size."""
+    n_images, k_total, p_size, q_size = out.shape
+    m, alpha = at.shape
+    for row in range(first, stop):
+        n = row // tiles_h
+        i = row % tiles_h
+        for j in range(tiles_w):
+            t = t0 + (row - first) * tiles_w + j
+            for a in range(alpha):
+                for xo in range(m):
+                    dst = half[a, xo]
+                    assign = True
+                    for b in range(alpha):
+                        coef = at[xo, b]
+                        if coef != 0.0:
+                            _scaled(dst, coef, mm[a * alpha + b, t], assign)
+                            assign = False
+                    if assign:
+                        dst[:] = 0.0
+            for yo in range(m):
+                for xo in range(m):
+                    dst = rows[yo, j * m + xo]
+                    assign = True
+                    for a in range(alpha):
+                        coef = at[yo, a]
+                        if coef != 0.0:
+                            _scaled(dst, coef, half[a, xo], assign)
+                            assign = False
+                    if assign:
+                        dst[:] = 0.0
+        for yo in range(m):
+            p = i * m + yo
+            if p >= p_size:
+                break
+            for k in range(k_total):
+                dst = out[n, k, p]
+                for q in range(q_size):
+                    dst[q] = rows[yo, q, k]
+
+
+def _row_scratch(m, tiles_w, channels, k_total):
+    """The scratch :func:`_input_rows` and :func:`_output_rows` need: band, cols, half, rows."""
+    alpha, span = m + 2, tiles_w * m + 2
+    return (np.empty((alpha, span, channels), dtype=np.float32),
+            np.empty((alpha, span, channels), dtype=np.float32),
+            np.empty((alpha, m, k_total), dtype=np.float32),
+            np.empty((m, tiles_w * m, k_total), dtype=np.float32))
+
+
+@njit(parallel=True, cache=True, fastmath=False)
+def _input_transform_tiles(x, bt, v, tiles_h, tiles_w, ph, pw, threads):
+    """:func:`_input_rows` over all tile rows, in one run of rows per thread."""
+    alpha, channels = bt.shape[0], x.shape[1]
+    rows = x.shape[0] * tiles_h
+    chunks = min(rows, threads)
+    for chunk in prange(chunks):
+        start, stop = _chunk(chunk, chunks, rows)
+        span = tiles_w * (alpha - 2) + 2
+        band = np.empty((alpha, span, channels), dtype=np.float32)
+        cols = np.empty((alpha, span, channels), dtype=np.float32)
+        _input_rows(x, bt, v, tiles_h, tiles_w, ph, pw, start, stop, start * tiles_w, band, cols)
+
+
+@njit(parallel=True, cache=True, fastmath=False)
+def _output_transform_tiles(mm, at, out, tiles_h, tiles_w, threads):
+    """:func:`_output_rows` over all tile rows, in one run of rows per thread."""
+    m, alpha = at.shape
+    k_total = out.shape[1]
+    rows = out.shape[0] * tiles_h
+    chunks = min(rows, threads)
+    for chunk in prange(chunks):
+        start, stop = _chunk(chunk, chunks, rows)
+        half = np.empty((alpha, m, k_total), dtype=np.float32)
+        gathered = np.empty((m, tiles_w * m, k_total), dtype=np.float32)
+        _output_rows(mm, at, out, tiles_h, tiles_w, start, stop, start * tiles_w, half, gathered)
+
+
+# The three layouts (see the module notes) and when each is used; measured on the CI machine (AMD
+# EPYC, 2 cores, L3 32 MB) over ResNet-50's and VGG-16's 3x3 layers at batch 1 and 8.
+CHANNEL_MAJOR = "channel-major"
+TILE_ROWS = "tile rows"
+TILE_STAGES = "tile-major stages"
+
+# Channel-major when an image has at least this many tiles per input channel, since its transforms'
+# loops run along the tiles. `convbench ab` at two threads, tile-major against channel-major:
+# ResNet-50 res2a at F(4x4) (196 tiles, 64 channels) 28 % faster, VGG-16 conv3_2 at F(2x2) (784
+# tiles, 256 channels) +3.9 % (unclear); at 6.1 tiles per channel VGG-16 conv3_1 at F(2x2) 12 %
+# faster but conv2_2 at F(4x4), that layer's fastest kernel, 5 % slower, so both stay
+# channel-major, as do res2a at F(2x2) (12 per channel) and VGG-16 conv1_2 and conv2_1.
+CHANNEL_MAJOR_TILES_PER_CHANNEL = 4
+
+# Tile-major, each thread does whole tile rows end to end (one hand-over per call, where the stages
+# need three) while the transformed filters take at most this much: every thread reads all of them.
+# Both prepared side by side in one process, medians at two threads: res4a at F(4x4) (9.4 MB of
+# filters) 0.32 ms by tile rows, 0.62 by stages; at F(2x2) with 16.8 MB (512 x 512 channels) tile
+# rows were slower: res5a 0.99 against 0.82 ms, VGG-16 conv5_1 1.85 against 1.51, conv4_2 5.2
+# against 4.8, as each thread's small products re-read filters that no longer stay in the cache.
+TILE_ROWS_FILTER_BYTES = 12 * 2 ** 20
+
+
 class WinogradCPU:
     """Winograd F(m x m, 3 x 3): transforms in numba, (m+2)^2 SGEMMs through BLAS."""
 
@@ -198,22 +373,48 @@ class WinogradCPU:
     def _tiles(self, problem):
         return winograd_tiles(self.m, problem)
 
+    def layout(self, problem):
+        """:data:`CHANNEL_MAJOR`, :data:`TILE_ROWS` or :data:`TILE_STAGES`: how ``prepare`` lays
+        the problem out (grouped problems are always channel-major)."""
+        tiles_h, tiles_w = self._tiles(problem)
+        if problem.groups > 1 or tiles_h * tiles_w >= CHANNEL_MAJOR_TILES_PER_CHANNEL * problem.c:
+            return CHANNEL_MAJOR
+        filters = 4 * self.alpha ** 2 * problem.c * problem.k
+        if filters <= TILE_ROWS_FILTER_BYTES or share_count(get_num_threads()) == 1:
+            return TILE_ROWS
+        return TILE_STAGES
+
     def _columns(self, problem):
-        """GEMM columns: every tile plus one padding column per tile row (see _input_transform)."""
+        """Channel-major GEMM columns: every tile plus one padding column per tile row (see
+        _input_transform)."""
         tiles_h, tiles_w = self._tiles(problem)
         return problem.n * tiles_h * (tiles_w + 1)
 
     def workspace_bytes(self, problem):
         tiles_h, tiles_w = self._tiles(problem)
-        tiles = self._columns(problem)
         positions = self.alpha * self.alpha
-        # per thread: one channel's input split m x m, and B^T d for it (see _input_transform)
-        scratch = self.m * (tiles_w + 1) * (tiles_h + 1) * (self.m + self.alpha)
-        transformed = positions * (problem.c * tiles + problem.k * tiles
-                                   + problem.k * (problem.c // problem.groups))
-        return 4 * (scratch * min(get_num_threads(), problem.n * problem.c) + transformed)
+        threads = get_num_threads()
+        filters = positions * problem.k * (problem.c // problem.groups)
+        if self.layout(problem) == CHANNEL_MAJOR:
+            tiles = self._columns(problem)
+            # per thread: one channel's input split m x m, and B^T d for it (see _input_transform)
+            scratch = self.m * (tiles_w + 1) * (tiles_h + 1) * (self.m + self.alpha)
+            return 4 * (scratch * min(threads, problem.n * problem.c) + filters
+                        + positions * (problem.c + problem.k) * tiles)
+        tiles = problem.n * tiles_h * tiles_w
+        span = tiles_w * self.m + 2
+        scratch = (2 * self.alpha * span * problem.c
+                   + self.m * (self.alpha + tiles_w * self.m) * problem.k)
+        return 4 * (scratch * min(threads, problem.n * tiles_h) + filters
+                    + positions * (problem.c + problem.k) * tiles)
 
     def prepare(self, problem, w):
+        layout = self.layout(problem)
+        if layout == CHANNEL_MAJOR:
+            return self._prepare_channel_major(problem, w)
+        return self._prepare_tile_major(problem, w, layout)
+
+    def _prepare_channel_major(self, problem, w):
         m, alpha, groups = self.m, self.alpha, problem.groups
         k_per_group, c_per_group = problem.k // groups, problem.c // groups
         tiles_h, tiles_w = self._tiles(problem)
@@ -228,19 +429,83 @@ class WinogradCPU:
         bt, at, out_shape = self.bt, self.at, problem.output_shape
         matmul = matmul_for(weights.shape, v_grouped.shape)
 
-        def input_transform(x):
-            _input_transform(x, bt, v, tiles_h, row_len, ph, pw, get_num_threads())
+        return _stages(
+            lambda x: _input_transform(x, bt, v, tiles_h, row_len, ph, pw, get_num_threads()),
+            lambda x: matmul(weights, v_grouped, out=mm_grouped),
+            lambda out: _output_transform(mm, at, out, tiles_h, row_len), out_shape)
 
-        def multiply(x):
-            matmul(weights, v_grouped, out=mm_grouped)
+    def _prepare_tile_major(self, problem, w, layout):
+        """``M[a*alpha + b] (tiles x K) = V (tiles x C) @ U^T (C x K)``: one tile per GEMM row,
+        channels last (groups == 1)."""
+        m, alpha = self.m, self.alpha
+        tiles_h, tiles_w = self._tiles(problem)
+        tiles = problem.n * tiles_h * tiles_w
+        # (alpha^2, C, K): the filter transform's (alpha^2, 1, K, C) turned for V @ U^T
+        weights = np.ascontiguousarray(
+            winograd_filter_transform(m, problem, w)[:, 0].transpose(0, 2, 1))
+        ph, pw = problem.padding
+        v = np.empty((alpha * alpha, tiles, problem.c), dtype=np.float32)
+        mm = np.empty((alpha * alpha, tiles, problem.k), dtype=np.float32)
+        bt, at, out_shape = self.bt, self.at, problem.output_shape
 
-        def output_transform(x):
+        if layout == TILE_STAGES:
+            matmul = matmul_for(v.shape, weights.shape)
+            return _stages(
+                lambda x: _input_transform_tiles(x, bt, v, tiles_h, tiles_w, ph, pw,
+                                                 get_num_threads()),
+                lambda x: matmul(v, weights, out=mm),
+                lambda out: _output_transform_tiles(mm, at, out, tiles_h, tiles_w,
+                                                    get_num_threads()), out_shape)
+
+        # TILE_ROWS: share i does tile rows bounds[i] to bounds[i+1], all three stages
+        rows = problem.n * tiles_h
+        count = min(share_count(get_num_threads()), rows)
+        bounds = [rows * i // count for i in range(count + 1)]
+        shares = [(first, stop, first * tiles_w, stop * tiles_w,
+                   _row_scratch(m, tiles_w, problem.c, problem.k))
+                  for first, stop in zip(bounds[:-1], bounds[1:])]
+
+        def inputs(x, share):
+            first, stop, t0, _, (band, cols, _, _) = share
+            _input_rows(x, bt, v, tiles_h, tiles_w, ph, pw, first, stop, t0, band, cols)
+
+        def product(share):
+            t0, t1 = share[2], share[3]
+            np.matmul(v[:, t0:t1], weights, out=mm[:, t0:t1])
+
+        def outputs(out, share):
+            first, stop, t0, _, (_, _, half, gathered) = share
+            _output_rows(mm, at, out, tiles_h, tiles_w, first, stop, t0, half, gathered)
+
+        def whole(x, out, share):
+            inputs(x, share)
+            product(share)
+            outputs(out, share)
+
+        def run(x):
             out = np.empty(out_shape, dtype=np.float32)
-            _output_transform(mm, at, out, tiles_h, row_len)
+            run_shares([partial(whole, x, out, share) for share in shares])
             return out
 
-        return pipeline(("input transform", input_transform), ("multiply", multiply),
-                        ("output transform", output_transform))
+        # the per-stage breakdown times each stage over all shares; a call hands over once
+        run.stages = _stages(
+            lambda x: run_shares([partial(inputs, x, share) for share in shares]),
+            lambda x: run_shares([partial(product, share) for share in shares]),
+            lambda out: run_shares([partial(outputs, out, share) for share in shares]),
+            out_shape).stages
+        return run
+
+
+def _stages(input_transform, multiply, output_transform, out_shape):
+    """The kernel as its three named stages: ``input_transform(x)``, ``multiply(x)``, then
+    ``output_transform(out)`` into a new output array, which is returned."""
+    def output(x):
+        out = np.empty(out_shape, dtype=np.float32)
+        output_transform(out)
+        return out
+
+    return pipeline(("input transform", input_transform), ("multiply", multiply),
+                    ("output transform", output))
 
 
 winograd_f2x2_3x3 = WinogradCPU(2)
