@@ -83,10 +83,11 @@ def summary_table(path):
         rel_l2=frame["rel_l2"].astype(float),
         workspace=frame["workspace_bytes"].map(lambda b: format_bytes(b) if b == b and b is not None
                                                 else ""),
+        impl=frame["impl"].map(lambda impl: impl if isinstance(impl, str) else ""),
         note=[_short_note(row["reason"]) if isinstance(row["reason"], str) and row["reason"]
               else busy_text(row) for _, row in frame.iterrows()],
     )[["layer", "kernel", "status", "time_ms", "spread_pct", "gflops", "pct_sgemm", "rel_l2",
-       "workspace", "note"]]
+       "workspace", "impl", "note"]]
     return text_table(table)
 
 
@@ -322,7 +323,7 @@ def _find_text(group):
         workspace=group["workspace_bytes"].map(
             lambda b: format_bytes(b) if b is not None and b == b else ""))
     shown = shown[["rank", "kernel", "status", "time_ms", "spread_pct", "gflops", "vs_fastest",
-                   "workspace", "rel_l2", "note"]].rename(
+                   "workspace", "rel_l2", "impl", "note"]].rename(
         columns={"spread_pct": "+-%", "gflops": "GFLOP/s", "vs_fastest": "x fastest"})
     return text_table(shown)
 

@@ -145,6 +145,7 @@ def validate(kernel, problem, seed, memory_budget, reference_cache=None):
     run = kernel.prepare(problem, w, memory_budget)
     _synchronize(backend)
     found["prepare_s"] = time.perf_counter() - start
+    found["impl"] = run.impl
     # measured here, under the case's own thread count (a kernel's per-thread scratch depends on it)
     found["workspace_bytes"] = kernel.workspace_bytes(problem)
     start = time.perf_counter()

@@ -237,6 +237,7 @@ class Kernel:
 
         run.unchecked = inner  # the timing harness calls this after one checked call
         run.stages = getattr(inner, "stages", ())  # named stages, for the per-stage breakdown
+        run.impl = getattr(inner, "impl", None)    # the implementation prepare chose, if several
         return run
 
 

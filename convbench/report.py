@@ -57,7 +57,8 @@ def ranking(frame):
     Columns: ``descriptor``, ``layer``, ``backend``, ``rank`` (0 for a row not timed),
     ``kernel`` (peers marked), ``status``, ``time_ms``, ``spread_pct``, ``gflops``,
     ``vs_fastest`` (time over the fastest's on the problem; 1.0 for the fastest),
-    ``workspace_bytes``, ``rel_l2`` and ``note``.
+    ``workspace_bytes``, ``rel_l2``, ``impl`` (the implementation the kernel chose, if it has
+    several) and ``note``.
     """
     import pandas as pd
 
@@ -84,8 +85,14 @@ def _ranked(row, rank, fastest):
             "spread_pct": 100 * float(row["mad_s"]) / seconds if rank else np.nan,
             "gflops": float(row["gflops"]) if rank else np.nan,
             "vs_fastest": seconds / fastest, "workspace_bytes": row["workspace_bytes"],
-            "rel_l2": _float(row["rel_l2"]),
+            "rel_l2": _float(row["rel_l2"]), "impl": _impl(row),
             "note": "" if row["status"] == "PASSED" else str(row["reason"] or "")}
+
+
+def _impl(row):
+    """The implementation a row's kernel chose (empty where it has one only, or was not run)."""
+    impl = row.get("impl")
+    return impl if isinstance(impl, str) else ""
 
 
 def _float(value):
@@ -112,6 +119,7 @@ def stages_table(frame):
             continue
         total = sum(stages.values())
         rows.append({"layer": row["layer"], "kernel": f"{row['algo']}/{row['backend']}",
+                     "impl": _impl(row),
                      "stages": " · ".join(f"{name} {seconds * 1e3:.3g} ms ({seconds / total:.0%})"
                                           for name, seconds in stages.items()),
                      "sum_ms": total * 1e3, "median_ms": float(row["median_s"]) * 1e3})

@@ -95,7 +95,8 @@ def base_row(problem, kernel, threads=None, hashes=None):
                median_s=None, mad_s=None, stdev_s=None, values=None, samples_s=None,
                process_medians_s=None, loops=None,
                gflops=None,
-               sgemm_fraction=None, workspace_bytes=None, prepare_s=None, first_call_s=None,
+               sgemm_fraction=None, workspace_bytes=None, impl=None, prepare_s=None,
+               first_call_s=None,
                case_wall_s=None, busy_other_pct=None, steal_pct=None,
                **(kernel_hashes(kernel) if hashes is None else hashes))
     return row
@@ -213,7 +214,7 @@ def complete_row(row, found, problem, ceiling):
     for key in ("status", "reason", "rel_l2", "max_err", "median_s", "mad_s", "stdev_s", "values",
                 "samples_s", "process_medians_s", "loops", "prepare_s", "first_call_s",
                 "case_wall_s", "busy_other_pct", "steal_pct", "stages_s", "threads_seen",
-                "workspace_bytes"):
+                "workspace_bytes", "impl"):
         if key in found:
             row[key] = found[key]
     if row["status"] == "PASSED" and row.get("median_s"):

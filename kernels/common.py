@@ -123,16 +123,20 @@ def fft_prepare(problem, w, xp, rfft2, irfft2, matmul=None):
         full = irfft2(out_spec, s=(fh, fw), axes=(2, 3))
         return xp.ascontiguousarray(full[:, :, :p, :q])
 
-    return pipeline(("forward FFT", forward), ("multiply", multiply), ("inverse FFT", inverse))
+    return pipeline(("forward FFT", forward), ("multiply", multiply), ("inverse FFT", inverse),
+                    impl=f"{fh}x{fw} transforms")
 
 
-def pipeline(*stages):
+def pipeline(*stages, impl=None):
     """``run(x)`` made of named stages, called in order; the last one's result is the output.
 
     ``run.stages`` keeps the ``(name, stage)`` pairs so the harness can time each stage alone (the
     per-stage breakdown NNPACK's benchmark gives: transforms against multiply). Every stage takes the
     input and works on the buffers that ``prepare`` made, reading only what the stages before it left
     there, so once ``run`` has been called a stage can be repeated by itself.
+
+    ``run.impl`` names the implementation ``prepare`` chose, where a kernel has more than one
+    (benchdnn's "impl" column: the tile size, the layout); results rows record it.
     """
     calls = tuple(stage for _, stage in stages)
 
@@ -142,6 +146,7 @@ def pipeline(*stages):
         return calls[-1](x)
 
     run.stages = tuple(stages)
+    run.impl = impl
     return run
 
 
@@ -252,4 +257,5 @@ def fft_tiled_prepare(problem, w, xp, rfft2, irfft2, as_strided, tile=None, matm
             n, problem.k, tiles_h * m, tiles_w * m)
         return xp.ascontiguousarray(full[:, :, :p, :q])
 
-    return pipeline(("forward FFT", forward), ("multiply", multiply), ("inverse FFT", inverse))
+    return pipeline(("forward FFT", forward), ("multiply", multiply), ("inverse FFT", inverse),
+                    impl=f"{size}x{size} tiles, {tiles_h * tiles_w} per image")

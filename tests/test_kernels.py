@@ -314,6 +314,7 @@ def test_winograd_in_each_layout(kernel, layout, monkeypatch):
     checked = 0
     for problem in [ConvProblem.parse(text) for text in EDGE_CASES] + random_problems(40, seed=8):
         if kernel.supports(problem) is None and problem.groups == 1:
+            assert kernel.prepare(problem, make_inputs(problem)[1]).impl.startswith(layout)
             check_against_reference(kernel, problem)
             check_stages(kernel, problem)
             assert int(kernel.workspace_bytes(problem)) > 0

@@ -145,7 +145,8 @@ def test_every_passed_row_reports_every_field(smoke_run):
     _, path = smoke_run
     rows = [row for row in read_document(path)["rows"] if row["status"] == "PASSED"]
     assert rows
-    optional = {"reason", "name", "stages_s"}  # empty there; stages only for staged kernels
+    # empty there; stages only for staged kernels, impl for those with several implementations
+    optional = {"reason", "name", "stages_s", "impl"}
     for row in rows:
         missing = [f for f in ROW_FIELDS if f not in optional and row.get(f) in (None, "")]
         assert not missing, f"{row['descriptor']} {row['algo']}: {missing}"
@@ -198,6 +199,28 @@ def test_staged_kernels_report_time_per_stage(smoke_run):
     assert seen == {"im2col", "fft", "fft_tiled", "winograd", "winograd4"}
 
 
+def test_rows_name_the_implementation_their_kernel_chose(smoke_run):
+    """The choice ``prepare`` made (Winograd's layout, the FFTs' transform or tile size, im2col's
+    lowering) travels from the case's process into its row; kernels with one implementation and
+    the peers leave it empty."""
+    import re
+    _, path = smoke_run
+    rows = [row for row in read_document(path)["rows"] if row["status"] == "PASSED"]
+    patterns = {"winograd": r"channel-major|tile rows on \d threads?|tile-major stages",
+                "winograd4": r"channel-major|tile rows on \d threads?|tile-major stages",
+                "fft": r"\d+x\d+ transforms", "fft_tiled": r"(\d+)x\1 tiles, \d+ per image",
+                "im2col": r"lowered|lowered from stride phases|1x1: GEMM on the input|"
+                          r"strided 1x1: subsampled"}
+    seen = set()
+    for row in rows:
+        if row["algo"] in patterns:
+            assert re.fullmatch(patterns[row["algo"]], row["impl"] or ""), (row["algo"], row["impl"])
+            seen.add(row["algo"])
+        else:
+            assert row.get("impl") is None, (row["algo"], row["impl"])
+    assert seen == set(patterns)
+
+
 def test_find_ranks_every_kernel_on_one_descriptor(tmp_path):
     descriptor = "mb1ic3ih10oc4kh3ph1"
     proc = run_cli("find", descriptor, "--algo", "direct,im2col,winograd,fft", "--backend", "cpu",
@@ -214,6 +237,9 @@ def test_find_ranks_every_kernel_on_one_descriptor(tmp_path):
                                                                              ["4"])]
     assert shown == fastest_first
     assert "mb1ic3ih10oc4oh10kh3ph1  [cpu]" in proc.stdout
+    winograd = next(line for line in proc.stdout.splitlines() if "winograd/cpu" in line)
+    impl = frame.set_index("algo").at["winograd", "impl"]
+    assert impl and winograd.rstrip().endswith(impl)     # the table shows the choice
 
 
 def test_find_refuses_a_bad_descriptor_before_running_anything(tmp_path):

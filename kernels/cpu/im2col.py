@@ -156,6 +156,7 @@ class Im2colGemmCPU:
                 out = np.empty(out_shape, dtype=np.float32)
                 matmul(weights, x.reshape(problem.n, groups, rows, pixels), out=out)
                 return out.reshape(problem.output_shape)
+            run.impl = "1x1: GEMM on the input"
             return run
 
         col = np.empty((problem.n, problem.c * problem.r * problem.s, pixels), dtype=np.float32)
@@ -168,12 +169,14 @@ class Im2colGemmCPU:
 
             def lower(x):
                 np.copyto(col_image, x[:, :, ::sh, ::sw])
+            impl = "strided 1x1: subsampled"
         elif problem.stride == (1, 1):   # rows straight from the input, padding as zeros
             taps = _tap_table(problem, problem.h, problem.w, *problem.padding)
             plane = (problem.n, problem.c, 1, 1, problem.h, problem.w)
 
             def lower(x):
                 lower_rows(x.reshape(plane), col, taps, problem.p, problem.q)
+            impl = "lowered"
         else:   # from the padded input split into its stride phases
             planes = np.zeros(stream_shape(problem, *problem.stride), dtype=np.float32)
             taps = _tap_table(problem, problem.h + 2 * problem.padding[0],
@@ -183,13 +186,14 @@ class Im2colGemmCPU:
             def lower(x):
                 load(x, planes, *problem.padding)
                 lower_rows(planes, col, taps, problem.p, problem.q)
+            impl = "lowered from stride phases"
 
         def multiply(x):
             out = np.empty(out_shape, dtype=np.float32)
             matmul(weights, col_grouped, out=out)
             return out.reshape(problem.output_shape)
 
-        run = pipeline(("lowering", lower), ("multiply", multiply))
+        run = pipeline(("lowering", lower), ("multiply", multiply), impl=impl)
         run.column_matrix = col     # what the lowering fills: (N, C*R*S, P*Q)
         return run
 

@@ -411,8 +411,12 @@ class WinogradCPU:
     def prepare(self, problem, w):
         layout = self.layout(problem)
         if layout == CHANNEL_MAJOR:
-            return self._prepare_channel_major(problem, w)
-        return self._prepare_tile_major(problem, w, layout)
+            run = self._prepare_channel_major(problem, w)
+        else:
+            run = self._prepare_tile_major(problem, w, layout)
+        if not getattr(run, "impl", None):
+            run.impl = layout
+        return run
 
     def _prepare_channel_major(self, problem, w):
         m, alpha, groups = self.m, self.alpha, problem.groups
@@ -493,6 +497,7 @@ class WinogradCPU:
             lambda x: run_shares([partial(product, share) for share in shares]),
             lambda out: run_shares([partial(outputs, out, share) for share in shares]),
             out_shape).stages
+        run.impl = f"{TILE_ROWS} on {len(shares)} thread{'s' if len(shares) > 1 else ''}"
         return run
 
 
