@@ -31,6 +31,8 @@ EDGE_CASES = [
     "mb1ic2ih12oc2oh8kh3dh1",
     "g2mb1ic4ih8oc6oh8kh3ph1",
     "g4mb2ic4ih6oc4oh6kh3ph1",
+    "g3mb2ic3ih9oc6oh5kh3sh2ph1",          # depthwise, two output channels per input channel
+    "g4mb1ic4ih10iw9oc4oh6ow5kh3dh1",      # depthwise, dilated
     "mb1ic3ih4oc2oh2kh5ph1",
     "mb1ic2ih5iw3oc3oh3ow1kh3kw3",
     "mb1ic1ih1oc1oh1kh1",
@@ -339,3 +341,13 @@ def test_winograd_layout_rule(monkeypatch):
     assert f2.layout(grouped) == winograd.CHANNEL_MAJOR
     monkeypatch.setattr(winograd, "share_count", lambda threads: 1)
     assert f2.layout(conv5_1) == winograd.TILE_ROWS
+
+
+def test_direct_takes_its_depthwise_path_exactly_for_one_input_channel_per_group():
+    """The edge cases and random problems above check both paths' answers; this checks that each
+    ran where it should (the depthwise one keeps no output-channel blocks)."""
+    direct = next(kernel for kernel in KERNELS if kernel.spec.algo == "direct")
+    problems = [ConvProblem.parse(text) for text in EDGE_CASES] + random_problems(60, seed=2024)
+    paths = {(problem.c == problem.groups,
+              direct.prepare(problem, make_inputs(problem)[1]).impl) for problem in problems}
+    assert paths == {(True, "depthwise"), (False, None)}

@@ -2,8 +2,8 @@ import pytest
 
 from convbench.shapes import load_shapes, match_problems, parse_lines, shape_sets
 
-SHIPPED = ["alexnet", "deepbench", "default", "googlenet", "gpu32", "lenet5", "resnet50", "smoke",
-           "vgg16"]
+SHIPPED = ["alexnet", "deepbench", "default", "googlenet", "gpu32", "lenet5", "mobilenet_v1",
+           "resnet50", "smoke", "vgg16"]
 
 
 def test_every_required_set_is_shipped():
@@ -34,6 +34,15 @@ def test_deepbench_holds_training_and_inference_sets():
     assert sum(n.startswith("deepbench:train_") for n in names) == 94
     assert sum(n.startswith("deepbench:server_") for n in names) == 107
     assert sum(n.startswith("deepbench:device_") for n in names) == 16
+
+
+def test_mobilenet_pairs_each_depthwise_layer_with_a_pointwise_one():
+    problems = load_shapes("mobilenet_v1")
+    depthwise = [p for p in problems if p.groups == p.c == p.k and (p.r, p.s) == (3, 3)]
+    pointwise = [p for p in problems if (p.r, p.s) == (1, 1) and p.groups == 1]
+    assert len(depthwise) == len(pointwise) == 9 and len(problems) == 19
+    for dw, pw in zip(depthwise, pointwise):       # each 1x1 reads what the 3x3 before it wrote
+        assert (pw.c, pw.h, pw.w) == (dw.k, dw.p, dw.q)
 
 
 def test_mb_rescales_batch():

@@ -201,8 +201,8 @@ def test_staged_kernels_report_time_per_stage(smoke_run):
 
 def test_rows_name_the_implementation_their_kernel_chose(smoke_run):
     """The choice ``prepare`` made (Winograd's layout, the FFTs' transform or tile size, im2col's
-    lowering) travels from the case's process into its row; kernels with one implementation and
-    the peers leave it empty."""
+    lowering, direct's depthwise path) travels from the case's process into its row; a kernel's
+    only implementation, and the peers, leave it empty."""
     import re
     _, path = smoke_run
     rows = [row for row in read_document(path)["rows"] if row["status"] == "PASSED"]
@@ -216,6 +216,9 @@ def test_rows_name_the_implementation_their_kernel_chose(smoke_run):
         if row["algo"] in patterns:
             assert re.fullmatch(patterns[row["algo"]], row["impl"] or ""), (row["algo"], row["impl"])
             seen.add(row["algo"])
+        elif row["algo"] == "direct":       # its own path for one input channel per group
+            depthwise = row["c"] == row["groups"]
+            assert row["impl"] == ("depthwise" if depthwise else None), (row["descriptor"], row["impl"])
         else:
             assert row.get("impl") is None, (row["algo"], row["impl"])
     assert seen == set(patterns)

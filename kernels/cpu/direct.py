@@ -31,9 +31,10 @@ per pass, not six: six ran at 69 GFLOP/s (not investigated further).
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import get_num_threads, njit, prange
 
-from ._common import SERIAL_COPY_BYTES, load_streams, load_streams_serial, stream_shape
+from ._common import (SERIAL_COPY_BYTES, load_channel, load_streams, load_streams_serial,
+                      stream_shape)
 
 K_BLOCK = 8          # output channels per task: two passes of K_UNROLL
 K_UNROLL = 4         # output channels per pass (the loop of _add_taps)
@@ -166,6 +167,50 @@ def _direct(planes, w, taps, out, groups, rows_per_block):
                     out[n, k0 + kk, p0 + pp, q] = acc[kk, pp * plane_w + q]
 
 
+@njit(parallel=True, cache=True, fastmath={"contract"})
+def _depthwise(x, w, taps, out, plane_shape, ph, pw, threads):
+    """Direct convolution of a problem with one input channel per group (depthwise, with any
+    channel multiplier ``K / C``): one job per (image, input channel), cut into one run of jobs
+    per thread (``threads``).
+
+    Each job copies its channel into the thread's zero-bordered planes (``load_channel``: split by
+    stride phase, as ``load_streams`` does for the whole input) and computes each of its output
+    channels as one flat run over all output rows, three taps a pass (:func:`_add_taps_one`),
+    then copies the rows out. The blocked kernel above does one task per (image, group, block of
+    eight output channels, block of rows): for a group of one channel each task paid for an
+    eight-channel accumulator, and the input went through a copy pass of its own first.
+    """
+    n_images, channels = x.shape[0], x.shape[1]
+    sh, sw, plane_h, plane_w = plane_shape
+    k_total, p_size, q_size = out.shape[1], out.shape[2], out.shape[3]
+    multiplier = k_total // channels
+    length = (p_size - 1) * plane_w + q_size
+    jobs = n_images * channels
+    chunks = min(jobs, threads)
+    for chunk in prange(chunks):
+        planes = np.zeros((sh, sw, plane_h, plane_w), dtype=np.float32)
+        flat = planes.reshape(sh, sw, plane_h * plane_w)
+        acc = np.empty(length, dtype=np.float32)
+        start, stop = chunk * jobs // chunks, (chunk + 1) * jobs // chunks
+        for job in range(start, stop):
+            n = job // channels
+            c = job % channels
+            load_channel(x[n, c], planes, ph, pw)
+            for j in range(multiplier):
+                k = c * multiplier + j
+                acc[:] = 0.0
+                for t in range(0, taps.shape[0], TAPS):
+                    x0 = flat[taps[t, 1], taps[t, 2], taps[t, 3]:taps[t, 3] + length]
+                    x1 = flat[taps[t + 1, 1], taps[t + 1, 2], taps[t + 1, 3]:taps[t + 1, 3] + length]
+                    x2 = flat[taps[t + 2, 1], taps[t + 2, 2], taps[t + 2, 3]:taps[t + 2, 3] + length]
+                    _add_taps_one(acc, w[k, t], w[k, t + 1], w[k, t + 2], x0, x1, x2, length)
+                for p in range(p_size):
+                    row = out[n, k, p]
+                    src = acc[p * plane_w:p * plane_w + q_size]
+                    for q in range(q_size):
+                        row[q] = src[q]
+
+
 class DirectCPU:
     """Sliding-window convolution; supports every problem."""
 
@@ -195,6 +240,17 @@ class DirectCPU:
         groups, out_shape = problem.groups, problem.output_shape
         rows_per_block = max(1, min(problem.p, FLAT_TARGET // shape[-1]))
         (ph, pw) = problem.padding
+
+        if problem.c == problem.groups:   # one input channel per group: depthwise
+            plane_shape = shape[2:]
+
+            def run(x):
+                out = np.empty(out_shape, dtype=np.float32)
+                _depthwise(x, weights, taps, out, plane_shape, ph, pw, get_num_threads())
+                return out
+
+            run.impl = "depthwise"
+            return run
 
         if self._copies_input(problem):
             planes = np.zeros(self._plane_shape(problem), dtype=np.float32)
