@@ -351,3 +351,14 @@ def test_direct_takes_its_depthwise_path_exactly_for_one_input_channel_per_group
     paths = {(problem.c == problem.groups,
               direct.prepare(problem, make_inputs(problem)[1]).impl) for problem in problems}
     assert paths == {(True, "depthwise"), (False, None)}
+
+
+def test_direct_depthwise_workspace_is_per_thread_not_per_input():
+    """The depthwise path keeps one channel's planes per thread, so its workspace grows with the
+    thread count, not with the channel count."""
+    from numba import get_num_threads
+    direct = next(kernel for kernel in KERNELS if kernel.spec.algo == "direct")
+    few, many = (ConvProblem.parse(f"g{c}mb1ic{c}ih14oc{c}oh14kh3ph1") for c in (64, 512))
+    assert direct.workspace_bytes(few) == direct.workspace_bytes(many) > 0
+    threads = min(get_num_threads(), 64)
+    assert direct.workspace_bytes(few) == 4 * threads * (16 * 16 + 13 * 16 + 14)

@@ -228,6 +228,10 @@ class DirectCPU:
         return stream_shape(problem, *problem.stride, rows=shape[4] - (-(VECTOR // 4) // shape[5]))
 
     def workspace_bytes(self, problem):
+        if problem.c == problem.groups:   # depthwise: one channel's planes and run per thread
+            _, _, sh, sw, plane_h, plane_w = stream_shape(problem, *problem.stride)
+            per_thread = sh * sw * plane_h * plane_w + (problem.p - 1) * plane_w + problem.q
+            return 4 * per_thread * min(get_num_threads(), problem.n * problem.c)
         if not self._copies_input(problem):
             return 0
         return 4 * int(np.prod(self._plane_shape(problem)))
