@@ -53,7 +53,9 @@ def _scaled(dst, coef, src, assign):
     channel-major transforms, a shared helper that took the sources as one stacked view (and ran
     the input transform's channel rows inside the coefficient loop) gave bit-identical outputs
     but measured 9-38 % slower on all ten 3x3 cases of the default set (`convbench ab --threads
-    1`, AMD CI machine). The tile-major transforms follow the same pattern.
+    1`, AMD CI machine). The tile-major transforms follow the same pattern for the same reason:
+    one helper taking each site's sources as a 2-D view made 8 of their 10 cases 10-97 % slower
+    (``results/amd-epyc-2c/ab/20261124T080510Z.json``).
     """
     if assign:
         for j in range(dst.size):
