@@ -52,6 +52,13 @@ def load_channel(xc, dst, ph, pw):
                 row[t] = src[t]
 
 
+@njit(cache=True, fastmath=False, inline="always")
+def chunk_bounds(chunk, chunks, jobs):
+    """Jobs ``range(start, stop)`` of chunk ``chunk`` when ``jobs`` are cut into ``chunks`` runs
+    (a kernel's ``prange`` over one run per thread, each making its scratch once)."""
+    return chunk * jobs // chunks, (chunk + 1) * jobs // chunks
+
+
 @njit(parallel=True, cache=True, fastmath=False)
 def load_streams(x, buffer, ph, pw):
     """Copy x into a zero-bordered buffer split into (sh x sw) interleaved planes.

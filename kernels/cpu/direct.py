@@ -33,8 +33,8 @@ per pass, not six: six ran at 69 GFLOP/s (not investigated further).
 import numpy as np
 from numba import get_num_threads, njit, prange
 
-from ._common import (SERIAL_COPY_BYTES, load_channel, load_streams, load_streams_serial,
-                      stream_shape)
+from ._common import (SERIAL_COPY_BYTES, chunk_bounds, load_channel, load_streams,
+                      load_streams_serial, stream_shape)
 
 K_BLOCK = 8          # output channels per task: two passes of K_UNROLL
 K_UNROLL = 4         # output channels per pass (the loop of _add_taps)
@@ -191,7 +191,7 @@ def _depthwise(x, w, taps, out, plane_shape, ph, pw, threads):
         planes = np.zeros((sh, sw, plane_h, plane_w), dtype=np.float32)
         flat = planes.reshape(sh, sw, plane_h * plane_w)
         acc = np.empty(length, dtype=np.float32)
-        start, stop = chunk * jobs // chunks, (chunk + 1) * jobs // chunks
+        start, stop = chunk_bounds(chunk, chunks, jobs)
         for job in range(start, stop):
             n = job // channels
             c = job % channels

@@ -42,7 +42,7 @@ from numba import get_num_threads, njit, prange
 
 from ..common import pipeline, winograd_filter_transform, winograd_tiles, winograd_unsupported
 from ..winograd_transforms import TRANSFORMS
-from ._common import load_channel, matmul_for, run_shares, share_count
+from ._common import chunk_bounds, load_channel, matmul_for, run_shares, share_count
 
 @njit(cache=True, fastmath=False, inline="always")
 def _scaled(dst, coef, src, assign):
@@ -63,12 +63,6 @@ def _scaled(dst, coef, src, assign):
     else:
         for j in range(dst.size):
             dst[j] += coef * src[j]
-
-
-@njit(cache=True, fastmath=False, inline="always")
-def _chunk(chunk, chunks, jobs):
-    """Jobs ``range(start, stop)`` of chunk ``chunk`` when ``jobs`` are cut into ``chunks`` runs."""
-    return chunk * jobs // chunks, (chunk + 1) * jobs // chunks
 
 
 @njit(parallel=True, cache=True, fastmath=False)
@@ -101,7 +95,7 @@ def _input_transform(x, bt, v, tiles_h, row_len, ph, pw, threads):
         # one spare tile row: tile j = L - 1 of the last row reads one element past its row
         streams[:, :, tiles_h, :] = 0.0
         flat = streams.reshape(alpha, m, (tiles_h + 1) * row_len)
-        start, stop = _chunk(chunk, chunks, jobs)
+        start, stop = chunk_bounds(chunk, chunks, jobs)
         for job in range(start, stop):
             c = job % channels
             n = job // channels
@@ -318,7 +312,7 @@ def _input_transform_tiles(x, bt, v, tiles_h, tiles_w, ph, pw, threads):
     rows = x.shape[0] * tiles_h
     chunks = min(rows, threads)
     for chunk in prange(chunks):
-        start, stop = _chunk(chunk, chunks, rows)
+        start, stop = chunk_bounds(chunk, chunks, rows)
         span = tiles_w * (alpha - 2) + 2
         band = np.empty((alpha, span, channels), dtype=np.float32)
         cols = np.empty((alpha, span, channels), dtype=np.float32)
@@ -333,7 +327,7 @@ def _output_transform_tiles(mm, at, out, tiles_h, tiles_w, threads):
     rows = out.shape[0] * tiles_h
     chunks = min(rows, threads)
     for chunk in prange(chunks):
-        start, stop = _chunk(chunk, chunks, rows)
+        start, stop = chunk_bounds(chunk, chunks, rows)
         half = np.empty((alpha, m, k_total), dtype=np.float32)
         gathered = np.empty((m, tiles_w * m, k_total), dtype=np.float32)
         _output_rows(mm, at, out, tiles_h, tiles_w, start, stop, start * tiles_w, half, gathered)
