@@ -78,7 +78,9 @@ def test_im2col_lowering_matches_the_definition_on_strided_dilated_padded_proble
         monkeypatch.setattr(im2col_module, "SERIAL_COPY_BYTES", 0)
     kernel = get_kernel("im2col", "cpu")
     for text in ("mb2ic3ih13iw11oc2kh3kw5sh2sw3ph2pw1dh1dw0", "mb1ic2ih17oc2kh11sh4",
-                 "mb1ic2ih9oc2kh5ph2"):
+                 "mb1ic2ih9oc2kh5ph2",
+                 # column stride 2, even widths: split by column pairs, odd and even padding
+                 "mb2ic3ih9iw12oc2kh3sh2ph1", "mb1ic2ih8iw10oc2kh4kw3sh1sw2ph0pw3"):
         problem = ConvProblem.parse(text)
         x, w = make_inputs(problem, seed=5)
         run = kernel.prepare(problem, w)

@@ -34,7 +34,7 @@ import numpy as np
 from numba import get_num_threads, njit, prange
 
 from ._common import (SERIAL_COPY_BYTES, chunk_bounds, load_channel, load_streams,
-                      load_streams_serial, stream_shape)
+                      load_streams_serial, pair_scratch, stream_shape)
 
 K_BLOCK = 8          # output channels per task: two passes of K_UNROLL
 K_UNROLL = 4         # output channels per pass (the loop of _add_taps)
@@ -191,11 +191,12 @@ def _depthwise(x, w, taps, out, plane_shape, ph, pw, threads):
         planes = np.zeros((sh, sw, plane_h, plane_w), dtype=np.float32)
         flat = planes.reshape(sh, sw, plane_h * plane_w)
         acc = np.empty(length, dtype=np.float32)
+        pairs = pair_scratch(x, sw)
         start, stop = chunk_bounds(chunk, chunks, jobs)
         for job in range(start, stop):
             n = job // channels
             c = job % channels
-            load_channel(x[n, c], planes, ph, pw)
+            load_channel(x[n, c], planes, ph, pw, pairs)
             for j in range(multiplier):
                 k = c * multiplier + j
                 acc[:] = 0.0

@@ -42,7 +42,8 @@ from numba import get_num_threads, njit, prange
 
 from ..common import pipeline, winograd_filter_transform, winograd_tiles, winograd_unsupported
 from ..winograd_transforms import TRANSFORMS
-from ._common import chunk_bounds, load_channel, matmul_for, run_shares, share_count
+from ._common import (chunk_bounds, load_channel, matmul_for, pair_scratch, run_shares,
+                      share_count)
 
 @njit(cache=True, fastmath=False, inline="always")
 def _scaled(dst, coef, src, assign):
@@ -95,11 +96,12 @@ def _input_transform(x, bt, v, tiles_h, row_len, ph, pw, threads):
         # one spare tile row: tile j = L - 1 of the last row reads one element past its row
         streams[:, :, tiles_h, :] = 0.0
         flat = streams.reshape(alpha, m, (tiles_h + 1) * row_len)
+        pairs = pair_scratch(x, m)     # F(2x2) splits columns in pairs
         start, stop = chunk_bounds(chunk, chunks, jobs)
         for job in range(start, stop):
             c = job % channels
             n = job // channels
-            load_channel(x[n, c], d, ph, pw)
+            load_channel(x[n, c], d, ph, pw, pairs)
             # input row i*m + u of every tile row i: phase u % m, rows from u // m on, one run
             for a in range(alpha):
                 assign = True
