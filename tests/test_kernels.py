@@ -34,6 +34,8 @@ EDGE_CASES = [
     "g3mb2ic3ih9oc6oh5kh3sh2ph1",          # depthwise, two output channels per input channel
     "g4mb1ic4ih10iw9oc4oh6ow5kh3dh1",      # depthwise, dilated
     "g4mb2ic4ih8iw10oc4oh4ow5kh3sh2ph1",   # depthwise, stride 2, even width: column pairs
+    "g3mb1ic3ih9iw8oc6oh9ow8kh5ph2",       # depthwise 5x5: three passes of nine taps
+    "g2mb1ic2ih8oc2oh5ow8kh4kw3pw1",       # depthwise 4x3: nine taps, then three
     "mb1ic2ih5iw37oc3oh3ow19kh3sh2ph1",    # wide rows split by stride phase: odd width and
     "mb1ic2ih6iw34oc2oh2ow16kh3sh2",       # ... odd padding, even width and none,
     "mb1ic2ih6iw33oc3oh6ow33kh3ph1",       # ... and Winograd F(2x2)'s 2 x 2 split of a wide row
