@@ -30,23 +30,37 @@ def load_channel(xc, dst, ph, pw, pairs):
 
     ``xc`` is (H, W), ``dst`` is (sh, sw, rows, cols); only the input's own positions are written.
     ``pairs`` is scratch from :func:`pair_scratch` (empty unless ``sw`` is 2 and W even).
+
+    Only the unit-stride copy is written here, inline; the strided ones are functions of their
+    own. Inlined beside it, they made it slower: 1024 channels of 7 x 7 took 41-49 us, against 13
+    us alone (CI machine, one thread; numba inlines the callee's body, views and all, into every
+    caller's loop).
     """
     height, width = xc.shape
     sh, sw = dst.shape[0], dst.shape[1]
-    if sw == 2 and pairs.shape[0] >= height * width and width % 2 == 0:
-        _load_column_pairs(xc, dst, ph, pw, pairs)
-        return
-    for y in range(height):
-        a = (y + ph) % sh
-        i = (y + ph) // sh
-        if sw == 1:
-            # a row of its own: ``xc[y, x0::sw]`` is a strided view even for sw == 1, whose copy
-            # does not vectorize (512 channels of 14 x 14: 104 us, 17 us this way; CI machine)
-            whole = dst[a, 0, i, pw:pw + width]
+    if sh == 1 and sw == 1:
+        # a row at a time as plain slices: ``xc[y, x0::sw]`` is a strided view even for sw == 1,
+        # whose copy does not vectorize (512 channels of 14 x 14: 104 us, 17 us this way)
+        plane = dst[0, 0]
+        for y in range(height):
+            whole = plane[y + ph, pw:pw + width]
             row_in = xc[y]
             for t in range(width):
                 whole[t] = row_in[t]
-            continue
+    elif sw == 2 and pairs.shape[0] >= height * width and width % 2 == 0:
+        _load_column_pairs(xc, dst, ph, pw, pairs)
+    else:
+        _load_strided(xc, dst, ph, pw)
+
+
+@njit(cache=True, fastmath=False)
+def _load_strided(xc, dst, ph, pw):
+    """:func:`load_channel` for any stride: each row's columns of one phase through a strided view."""
+    height = xc.shape[0]
+    sh, sw = dst.shape[0], dst.shape[1]
+    # input row y lands in row i of row phase a, (y + ph) = i * sh + a: stepped from row to row
+    a, i = ph % sh, ph // sh
+    for y in range(height):
         for b in range(sw):
             x0 = (b - pw) % sw              # first input column that lands in plane b
             j0 = (x0 + pw) // sw
@@ -54,9 +68,12 @@ def load_channel(xc, dst, ph, pw, pairs):
             row = dst[a, b, i, j0:j0 + src.shape[0]]
             for t in range(src.shape[0]):
                 row[t] = src[t]
+        a += 1
+        if a == sh:
+            a, i = 0, i + 1
 
 
-@njit(cache=True, fastmath=False, inline="always")
+@njit(cache=True, fastmath=False)
 def _load_column_pairs(xc, dst, ph, pw, pairs):
     """:func:`load_channel` for a column stride of 2 and an even width W: the whole channel is
     first split into its even and odd columns in one pass over it, then each row's two halves are
@@ -66,8 +83,8 @@ def _load_column_pairs(xc, dst, ph, pw, pairs):
     and shuffles; the per-row copy from a strided view that it replaces compiled to gathers. Split
     one row at a time the loop's short runs and remainders cost more than this second pass.
     ``load_streams_serial`` on the CI machine (AMD EPYC, one thread), old against new in one
-    process: 64 channels of 112 x 112 took 289 -> 105 us, 128 of 56 x 56 205 -> 81, 256 of 28 x 28
-    180 -> 79, 512 of 14 x 14 159 -> 74, and ResNet-50's stem input (3 of 224 x 224) 44 -> 19.
+    process: 64 channels of 112 x 112 took 280 -> 100 us, 128 of 56 x 56 200 -> 73, 256 of 28 x 28
+    173 -> 73, 512 of 14 x 14 152 -> 80, and ResNet-50's stem input (3 of 224 x 224) 42 -> 18.
     ``convbench ab``: MobileNet v1's stride-2 depthwise layers 31-43 % faster end to end
     (``results/amd-epyc-2c/ab/20261124T083210Z.json``), ResNet-50 res3a_branch2a's direct 17 %.
     """
@@ -85,9 +102,8 @@ def _load_column_pairs(xc, dst, ph, pw, pairs):
     b_even, j_even = pw % 2, pw // 2
     b_odd, j_odd = (pw + 1) % 2, (pw + 1) // 2
     sh = dst.shape[0]
+    a, i = ph % sh, ph // sh            # stepped as in load_channel
     for y in range(height):
-        a = (y + ph) % sh
-        i = (y + ph) // sh
         to_even = dst[a, b_even, i, j_even:j_even + half]
         to_odd = dst[a, b_odd, i, j_odd:j_odd + half]
         from_even = evens[y * half:(y + 1) * half]
@@ -96,6 +112,9 @@ def _load_column_pairs(xc, dst, ph, pw, pairs):
             to_even[t] = from_even[t]
         for t in range(half):
             to_odd[t] = from_odd[t]
+        a += 1
+        if a == sh:
+            a, i = 0, i + 1
 
 
 @njit(cache=True, fastmath=False, inline="always")
