@@ -91,6 +91,21 @@ def summary_table(path):
     return text_table(table)
 
 
+def totals_text(path):
+    """The whole-network totals of a results file (:func:`convbench.report.network_totals`) as a
+    text table under a heading, or "" when its shapes give no network's counts."""
+    from .report import network_totals
+    from .results import load_results, split_threads
+
+    totals = network_totals(split_threads(load_results(path)))
+    if totals.empty:
+        return ""
+    shown = totals.assign(total_ms=totals["total_ms"].round(4), gflops=totals["gflops"].round(1),
+                          vs_best=totals["vs_best"].round(2))
+    return ("whole networks (every layer counted as often as the network runs it; a kernel that "
+            "did not pass on all of them has no total):\n" + text_table(shown))
+
+
 def _short_note(reason, width=60):
     """A reason cut for a table cell: its first clause (before "; "), and that cut to ``width``
     characters with an ellipsis. The whole reason is in the results file, and a run prints the
@@ -191,6 +206,9 @@ def cmd_run(args):
               f"with:\n  python -m convbench run --resume {where}", file=sys.stderr)
         return 130
     print(summary_table(path))
+    totals = totals_text(path)
+    if totals:
+        print(f"\n{totals}")
     print(f"\n{status_counts(path)}")
     print(f"results: {path}")
     _print_drift(path)
@@ -289,6 +307,9 @@ def cmd_find(args):
         print(f"\n{descriptor}  [{backend}]  {problem.flops / 1e9:.3g} GFLOP (direct count)"
               + _floor_text(problem, group, frame[frame["backend"] == backend], document))
         print(_find_text(group))
+    totals = totals_text(path)
+    if totals:
+        print(f"\n{totals}")
     print(f"\nresults: {path}")
     _print_drift(path, retime_hint=False)
     broken = table[table["status"].isin(BROKEN)]
@@ -333,7 +354,11 @@ def cmd_list(args):
         return _list_problems(args)
     print("shape sets:")
     for name in shape_sets():
-        print(f"  {name:12} {len(load_shapes(name)):4} problems")
+        problems = load_shapes(name)
+        counted = all(problem.count for problem in problems)
+        layers = (f" ({sum(problem.count for problem in problems)} layers of the network)"
+                  if counted else "")
+        print(f"  {name:12} {len(problems):4} problems{layers}")
     print("\nkernels (algorithm/backend):")
     for kernel in all_kernels():
         reason = kernel.unavailable_reason
@@ -396,10 +421,18 @@ def _list_problems(args):
         "GFLOP": [problem.flops / 1e9 for problem in problems],
         "MB": [problem.bytes_float32() / 1e6 for problem in problems],
         "FLOP/B": [problem.flops / problem.bytes_float32() for problem in problems]})
+    counted = all(problem.count for problem in problems)
+    if counted:     # whole networks: how often each layer runs, and the network's arithmetic
+        table.insert(1, "count", [problem.count for problem in problems])
     print(text_table(table))
-    print(f"\n{len(problems)} problems, {table['GFLOP'].sum():.4g} GFLOP in all (direct count). "
-          "MB: input, weights and output once, in float32; FLOP/B: the direct count over those "
-          "bytes (arithmetic intensity)")
+    network = ""
+    if counted:
+        runs = sum(problem.count for problem in problems)
+        work = sum(problem.count * problem.flops for problem in problems) / 1e9
+        network = f" (with each one's count: {runs} convolutions, {work:.4g} GFLOP)"
+    print(f"\n{len(problems)} problems, {table['GFLOP'].sum():.4g} GFLOP in all{network} (direct "
+          "count). MB: input, weights and output once, in float32; FLOP/B: the direct count over "
+          "those bytes (arithmetic intensity)")
     return 0
 
 
@@ -427,6 +460,9 @@ def cmd_show(args):
           f"{'' if document.get('complete') else '; INCOMPLETE (resume it with run --resume)'}\n"
           f"{environment_line(document['machine'])}\n")
     print(summary_table(path))
+    totals = totals_text(path)
+    if totals:
+        print(f"\n{totals}")
     print(f"\n{status_counts(path)}")
     _print_drift(path)
     failures = failures_text(path)

@@ -73,6 +73,10 @@ class ConvProblem:
         ``c`` and ``k`` must both be divisible by it; each group sees ``c // groups`` channels.
     name : str
         Free text (a layer name) carried into results; not part of the arithmetic.
+    count : int or None
+        How many times the network runs this layer, where a shape file says (a trailing ``x3``
+        on its line): a set lists each distinct layer once, and the count lets a report add the
+        layers up into the network's total. None when not stated. Not part of the descriptor.
 
     Raises
     ------
@@ -93,6 +97,7 @@ class ConvProblem:
     dilation: tuple = (1, 1)
     groups: int = 1
     name: str = ""
+    count: int = dataclasses.field(default=None, compare=False)
 
     def __post_init__(self):
         set_ = object.__setattr__  # frozen: normalise in place once
@@ -109,6 +114,9 @@ class ConvProblem:
             for axis, value in zip("hw", getattr(self, field)):
                 if value < lowest:
                     raise ValueError(f"{field} along {axis} must be >= {lowest}, got {value}")
+        if self.count is not None and (isinstance(self.count, bool) or not isinstance(self.count, int)
+                                       or self.count <= 0):
+            raise ValueError(f"count must be a positive integer, got {self.count!r}")
         if not isinstance(self.name, str) or '"' in self.name:
             raise ValueError(f"name must be a string without double quotes, got {self.name!r}")
         for field in ("c", "k"):

@@ -50,6 +50,63 @@ def best_per_layer(frame):
     return pd.DataFrame(rows)
 
 
+def network_totals(frame):
+    """Whole networks: each kernel's time over all of a network's convolutions, each layer counted
+    as often as the network runs it (the ``count`` its shape file gives), and the time of the
+    fastest of our kernels chosen layer by layer, as a framework picking per layer would run it.
+
+    A network is the part of a layer's name before ``:`` (``resnet50:res2a_branch2b``); only
+    networks whose every layer in ``frame`` has a count are added up, so a set that samples a few
+    layers of several networks (``default``) gives none. A kernel gets a total only where it passed
+    on every layer; otherwise ``total_ms`` is empty and ``layers_timed`` says how many it ran.
+
+    Columns: ``network``, ``backend``, ``kernel``, ``total_ms``, ``gflops`` (the direct
+    convolution's arithmetic over the total), ``vs_best`` (total over the per-layer best's),
+    ``layers_timed`` (of the distinct layers) and ``mix`` (for the per-layer best: which kernel
+    took how many distinct layers).
+    """
+    import pandas as pd
+
+    if "count" not in frame.columns or frame.empty:
+        return pd.DataFrame()
+    frame = frame.assign(network=frame["name"].fillna("").str.partition(":")[0])
+    rows = []
+    for (network, backend), group in frame[frame["network"] != ""].groupby(
+            ["network", "backend"], sort=False):
+        if group["count"].isna().any():
+            continue
+        layers = group.drop_duplicates("descriptor").set_index("descriptor")
+        counts, flops = layers["count"].astype(float), layers["flops"].astype(float)
+        work = float((counts * flops).sum())
+        timed = group[(group["status"] == "PASSED") & group["median_s"].notna()]
+        seconds = timed.assign(seconds=timed["median_s"].astype(float))
+        ours = seconds[~seconds["peer"].fillna(False).astype(bool)]
+        entries = []
+        if len(ours):
+            fastest = ours.loc[ours.groupby("descriptor")["seconds"].idxmin()]
+            done = len(fastest)
+            total = float((fastest.set_index("descriptor")["seconds"] * counts).sum())
+            mix = fastest["algo"].value_counts()
+            entries.append(("ours, best per layer", total if done == len(layers) else np.nan, done,
+                            ", ".join(f"{algo} {n}" for algo, n in mix.items())))
+        for (algo, peer), runs in seconds.groupby(["algo", "peer"], sort=False):
+            runs = runs.drop_duplicates("descriptor").set_index("descriptor")
+            done = len(runs)
+            total = float((runs["seconds"] * counts.loc[runs.index]).sum())
+            entries.append((algo + (" (peer)" if bool(peer) else ""),
+                            total if done == len(layers) else np.nan, done, ""))
+        for kernel in sorted(set(group["algo"]) - set(seconds["algo"])):
+            entries.append((kernel, np.nan, 0, ""))
+        best = entries[0][1] if entries and entries[0][0] == "ours, best per layer" else np.nan
+        for kernel, total, done, mix in sorted(entries, key=lambda e: (e[0] != "ours, best per layer",
+                                                                       np.isnan(e[1]), e[1])):
+            rows.append({"network": network, "backend": backend, "kernel": kernel,
+                         "total_ms": total * 1e3, "gflops": work / total / 1e9,
+                         "vs_best": total / best, "layers_timed": f"{done}/{len(layers)}",
+                         "convolutions": int(counts.sum()), "mix": mix})
+    return pd.DataFrame(rows)
+
+
 def ranking(frame):
     """The find table (cuDNN's ``find`` order): per (problem, backend), the timed kernels fastest
     first, then those not timed (skipped, failed, or a ``--check-only`` run) with their reason.
@@ -319,6 +376,13 @@ def write_report(paths, out_dir):
                         + machine_text(document["machine"]) + "\n"
                         + (f"\n**Disturbed:** {disturbed}.\n" if disturbed else ""))
         sections.append("### Best algorithm per layer\n\n" + _markdown_table(best) + "\n")
+        totals = network_totals(latest)
+        if len(totals):
+            sections.append("### Whole networks\n\nEach kernel's time over all of a network's "
+                            "convolutions, every layer counted as often as the network runs it; "
+                            "`ours, best per layer` takes our fastest kernel on each layer. A "
+                            "kernel that did not pass on every layer has no total.\n\n"
+                            + _markdown_table(totals) + "\n")
         sections.append("### Effective GFLOP/s\n\n"
                         + _markdown_table(gflops_table(latest).reset_index(), "{}") + "\n")
         if latest["peer"].fillna(False).astype(bool).any():

@@ -69,7 +69,7 @@ def problem_fields(problem):
             "stride_h": problem.stride[0], "stride_w": problem.stride[1],
             "pad_h": problem.padding[0], "pad_w": problem.padding[1],
             "dilation_h": problem.dilation[0], "dilation_w": problem.dilation[1],
-            "groups": problem.groups, "flops": problem.flops}
+            "groups": problem.groups, "flops": problem.flops, "count": problem.count}
 
 
 def kernel_hashes(kernel):

@@ -88,10 +88,17 @@ def test_direct_construction_validates():
         ConvProblem(1.5, 1, 5, 5, 1, 3, 3)
 
 
+@pytest.mark.parametrize("count", [0, -2, 1.5, True, "3"])
+def test_count_must_be_a_positive_integer(count):
+    with pytest.raises(ValueError, match="count must be a positive integer"):
+        ConvProblem(1, 1, 5, 5, 1, 3, 3, count=count)
+
+
 def test_with_mb_keeps_everything_else():
     p = ConvProblem.parse('g2mb1ic4ih9oc6kh3ph1n"x"')
     q = p.with_mb(16)
     assert q.n == 16 and dataclasses.replace(q, n=1) == p
+    assert dataclasses.replace(p, count=3).with_mb(16).count == 3
 
 
 @st.composite

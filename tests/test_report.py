@@ -119,6 +119,50 @@ def test_relative_speed_against_direct_and_best_peer():
     assert "fft/cpu" not in table.columns
 
 
+def _network_rows():
+    """Two layers of network ``net`` (run 3 and 1 times) and one of the uncounted ``other``."""
+    rows = []
+    for descriptor, name, count, flops, times in (
+            ("mb1ic2ih6oc3kh3n\"net:a\"", "net:a", 3, 2e9, {"direct": 2.0, "im2col": 1.0,
+                                                           "winograd": 0.5, "torch": 1.5}),
+            ("mb1ic2ih6oc3kh1n\"net:b\"", "net:b", 1, 1e9, {"direct": 1.0, "im2col": 2.0,
+                                                           "torch": 0.25}),
+            ("mb1ic2ih6oc3kh1n\"other:c\"", "other:c", None, 1e9, {"direct": 1.0})):
+        for algo in ("direct", "im2col", "winograd", "torch"):
+            seconds = times.get(algo)
+            rows.append({"descriptor": descriptor, "name": name, "count": count, "flops": flops,
+                         "backend": "cpu", "algo": algo, "peer": algo == "torch",
+                         "status": "PASSED" if seconds else "SKIPPED", "median_s": seconds})
+    return rows
+
+
+def test_network_totals_count_each_layer_as_often_as_the_network_runs_it():
+    import pandas as pd
+    from convbench.report import network_totals
+    totals = network_totals(pd.DataFrame(_network_rows())).set_index("kernel")
+    assert set(totals["network"]) == {"net"}           # "other" has no count: no total
+    best = totals.loc["ours, best per layer"]
+    assert best["total_ms"] == pytest.approx((3 * 0.5 + 1 * 1.0) * 1e3)    # winograd, then direct
+    assert best["mix"] in ("winograd 1, direct 1", "direct 1, winograd 1")
+    assert best["gflops"] == pytest.approx((3 * 2 + 1) / 2.5)
+    assert best["convolutions"] == 4 and best["layers_timed"] == "2/2"
+    assert totals.loc["direct", "total_ms"] == pytest.approx(7e3)
+    assert totals.loc["im2col", "vs_best"] == pytest.approx(5.0 / 2.5)
+    assert totals.loc["torch (peer)", "total_ms"] == pytest.approx(4.75e3)
+    winograd = totals.loc["winograd"]                   # skipped one layer: no total
+    assert winograd["total_ms"] != winograd["total_ms"] and winograd["layers_timed"] == "1/2"
+    assert list(totals.index[:4]) == ["ours, best per layer", "torch (peer)", "im2col", "direct"]
+
+
+def test_network_totals_need_a_count_on_every_layer():
+    import pandas as pd
+    from convbench.report import network_totals
+    rows = _network_rows()
+    rows[0]["count"] = None                            # one row of net:a without its count
+    assert network_totals(pd.DataFrame(rows)).empty
+    assert network_totals(pd.DataFrame([r for r in rows if r["name"] == "other:c"])).empty
+
+
 def test_stages_table_gives_each_stage_its_share():
     from convbench.report import _label, stages_table
     from convbench.results import load_results

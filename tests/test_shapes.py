@@ -45,6 +45,41 @@ def test_mobilenet_pairs_each_depthwise_layer_with_a_pointwise_one():
         assert (pw.c, pw.h, pw.w) == (dw.k, dw.p, dw.q)
 
 
+# Convolution layers of each whole network, as published: a set lists each distinct layer once
+# with the number of times the network runs it
+NETWORK_LAYERS = {"resnet50": 53, "vgg16": 13, "googlenet": 57, "mobilenet_v1": 27, "alexnet": 5,
+                  "lenet5": 3}
+
+
+@pytest.mark.parametrize("name", sorted(NETWORK_LAYERS))
+def test_network_sets_count_every_layer_of_the_network(name):
+    problems = load_shapes(name)
+    assert all(p.count for p in problems), [p.name for p in problems if not p.count]
+    assert sum(p.count for p in problems) == NETWORK_LAYERS[name]
+    assert {p.count for p in load_shapes(name, mb=8)} == {p.count for p in problems}
+
+
+def test_sets_that_sample_networks_have_no_counts():
+    for name in ("default", "deepbench", "gpu32", "smoke"):
+        assert all(p.count is None for p in load_shapes(name)), name
+
+
+def test_a_count_ends_a_line_and_must_be_positive(tmp_path):
+    first, second, third = parse_lines(['mb1ic2ih6oc3kh3n"net:a b x2" x4  # two words',
+                                        "mb1ic2ih6oc3kh3 x1", 'mb1ic2ih6oc3kh3n"net:c"'])
+    assert (first.name, first.count) == ("net:a b x2", 4)
+    assert second.count == 1 and third.count is None
+    assert "x4" not in first.descriptor           # the descriptor names the problem only
+    assert first == parse_lines(['mb1ic2ih6oc3kh3n"net:a b x2"'])[0]
+    for line, fault in (("mb1ic2ih6oc3kh3 x0", "count must be a positive integer, got 0"),
+                        ("mb1ic2ih6oc3kh3 x", "cannot read ' x'"),
+                        ("mb1ic2ih6oc3kh3 3", "cannot read ' 3'")):
+        path = tmp_path / "counts.txt"
+        path.write_text(f"# a comment\n{line}\n")
+        with pytest.raises(ValueError, match=f"counts.txt:2: {fault}"):
+            load_shapes(str(path))
+
+
 def test_mb_rescales_batch():
     problems = load_shapes("resnet50", mb=32)
     assert {p.n for p in problems} == {32}

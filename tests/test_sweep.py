@@ -123,6 +123,7 @@ def test_list_shows_sets_and_kernels():
     assert proc.returncode == 0
     for name in ("resnet50", "deepbench", "smoke", "direct/cpu"):
         assert name in proc.stdout
+    assert "resnet50       21 problems (53 layers of the network)" in proc.stdout
 
 
 def test_list_with_a_set_prints_the_problems_a_run_would_time():
@@ -130,12 +131,14 @@ def test_list_with_a_set_prints_the_problems_a_run_would_time():
     assert proc.returncode == 0, proc.stderr
     rows = [line.split() for line in proc.stdout.splitlines()[1:] if line.startswith("resnet50:")]
     assert [row[0] for row in rows] == ["resnet50:res3a_branch2b", "resnet50:res4a_branch2b"]
-    assert all(row[1].startswith("mb8ic") and row[2] == "3x3" for row in rows)
+    assert [row[1] for row in rows] == ["4", "6"]      # how often ResNet-50 runs each
+    assert all(row[2].startswith("mb8ic") and row[3] == "3x3" for row in rows)
     assert proc.stdout.splitlines()[0].split()[-2:] == ["MB", "FLOP/B"]
-    problem = ConvProblem.parse(rows[0][1])   # res3a at batch 8: input, weights, output once
-    assert float(rows[0][4]) == pytest.approx(problem.bytes_float32() / 1e6, rel=1e-3)
-    assert float(rows[0][5]) == pytest.approx(problem.flops / problem.bytes_float32(), rel=1e-3)
-    assert "2 problems" in proc.stdout
+    problem = ConvProblem.parse(rows[0][2])   # res3a at batch 8: input, weights, output once
+    assert float(rows[0][5]) == pytest.approx(problem.bytes_float32() / 1e6, rel=1e-3)
+    assert float(rows[0][6]) == pytest.approx(problem.flops / problem.bytes_float32(), rel=1e-3)
+    assert "2 problems" in proc.stdout and "10 convolutions" in proc.stdout
+    assert f"{10 * problem.flops / 1e9:.4g} GFLOP)" in proc.stdout   # the 3x3s have equal work
     proc = run_cli("list", "smoke", "--match", "7x7")
     assert proc.returncode == 2 and "matches no problem of smoke" in proc.stderr
 
@@ -145,8 +148,9 @@ def test_every_passed_row_reports_every_field(smoke_run):
     _, path = smoke_run
     rows = [row for row in read_document(path)["rows"] if row["status"] == "PASSED"]
     assert rows
-    # empty there; stages only for staged kernels, impl for those with several implementations
-    optional = {"reason", "name", "stages_s", "impl"}
+    # empty there; stages only for staged kernels, impl for those with several implementations,
+    # count where the shape file gives one (smoke's does not)
+    optional = {"reason", "name", "stages_s", "impl", "count"}
     for row in rows:
         missing = [f for f in ROW_FIELDS if f not in optional and row.get(f) in (None, "")]
         assert not missing, f"{row['descriptor']} {row['algo']}: {missing}"
@@ -243,6 +247,27 @@ def test_find_ranks_every_kernel_on_one_descriptor(tmp_path):
     winograd = next(line for line in proc.stdout.splitlines() if "winograd/cpu" in line)
     impl = frame.set_index("algo").at["winograd", "impl"]
     assert impl and winograd.rstrip().endswith(impl)     # the table shows the choice
+
+
+def test_find_adds_up_a_counted_network(tmp_path):
+    """Counts from the shape file reach the rows, and the network's totals are printed."""
+    shapes = tmp_path / "tiny_net.txt"
+    shapes.write_text('mb1ic3ih10oc4kh3ph1n"tiny:a" x3\nmb1ic4ih10oc2kh1n"tiny:b" x2\n')
+    proc = run_cli("find", str(shapes), "--algo", "direct,im2col", "--backend", "cpu",
+                   "--quick", "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    path = next(p for p in (tmp_path / "out").glob("*/find/*.json")
+                if not p.name.endswith(".pyperf.json"))
+    frame = load_results(path)
+    assert dict(zip(frame["name"], frame["count"])) == {"tiny:a": 3, "tiny:b": 2}
+    seconds = frame.pivot(index="name", columns="algo", values="median_s").astype(float)
+    best_ms = 1e3 * (3 * seconds.loc["tiny:a"].min() + 2 * seconds.loc["tiny:b"].min())
+    text = proc.stdout[proc.stdout.index("whole networks"):]
+    line = next(line for line in text.splitlines() if "ours, best per layer" in line)
+    fields = line.split()
+    assert fields[:2] == ["tiny", "cpu"]
+    assert float(fields[6]) == pytest.approx(best_ms, rel=1e-3, abs=1e-4)
+    assert "2/2" in fields and "5" in fields         # both layers timed, 3 + 2 convolutions
 
 
 def test_find_refuses_a_bad_descriptor_before_running_anything(tmp_path):

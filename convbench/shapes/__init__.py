@@ -1,5 +1,9 @@
 """Shape sets: text files of descriptors, one a line, ``#`` starting a comment.
 
+A line may end in a count, ``x3`` after a space: the network runs that layer three times. A set
+lists each distinct layer once; with a count on every line of a network, reports add its layers
+up into the network's total (:func:`convbench.report.network_totals`).
+
 A set is named by its file stem here (``resnet50``), given as a path to a file of one's own, or
 written out as one descriptor (``mb1ic64ih56oc64oh56kh3ph1``) for a single problem.
 """
@@ -41,11 +45,22 @@ def parse_lines(lines, source="<text>"):
         if line.startswith("--"):
             raise ValueError(f"{source}:{number}: benchdnn option {line!r} is not supported; "
                              f"a shape file holds descriptors only")
+        counted = _COUNT.match(line)
         try:
-            problems.append(ConvProblem.parse(line))
+            if counted:
+                problem = dataclasses.replace(ConvProblem.parse(counted.group(1)),
+                                              count=int(counted.group(2)))
+            else:
+                problem = ConvProblem.parse(line)
         except ValueError as error:
             raise ValueError(f"{source}:{number}: {error}") from None
+        problems.append(problem)
     return problems
+
+
+# A descriptor, then its count: ``x`` and a number after white space (a descriptor has none but
+# inside its quoted name, which ends before the count)
+_COUNT = re.compile(r'^(.*\S)\s+x(\d+)$')
 
 
 def load_shapes(name_or_path, mb=None):
