@@ -368,3 +368,6 @@ def test_direct_depthwise_workspace_is_per_thread_not_per_input():
     assert direct.workspace_bytes(few) == direct.workspace_bytes(many) > 0
     threads = min(get_num_threads(), 64)
     assert direct.workspace_bytes(few) == 4 * threads * (16 * 16 + 13 * 16 + 14)
+    # at stride 2, four 8 x 8 phase planes and a run of 6 * 8 + 7, and the 14 x 14 column pairs
+    strided = ConvProblem.parse("g64mb1ic64ih14oc64oh7kh3sh2ph1")
+    assert direct.workspace_bytes(strided) == 4 * threads * (4 * 8 * 8 + 6 * 8 + 7 + 14 * 14)

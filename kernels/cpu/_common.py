@@ -125,6 +125,20 @@ def pair_scratch(x, sw):
     return np.empty(height * width if sw == 2 and width % 2 == 0 else 0, dtype=np.float32)
 
 
+def pair_scratch_bytes(problem, sw, threads):
+    """Bytes of ``threads`` :func:`pair_scratch` buffers for ``problem``'s input (a workspace)."""
+    return 4 * problem.h * problem.w * threads if sw == 2 and problem.w % 2 == 0 else 0
+
+
+def streams_scratch_bytes(problem, buffer_bytes):
+    """The :func:`pair_scratch` buffers of the ``load_streams`` (or, for a buffer under
+    :data:`SERIAL_COPY_BYTES`, ``load_streams_serial``) call that fills a buffer of
+    ``buffer_bytes`` from ``problem``'s input: one per thread that takes channels."""
+    threads = (1 if buffer_bytes < SERIAL_COPY_BYTES
+               else min(get_num_threads(), problem.n * problem.c))
+    return pair_scratch_bytes(problem, problem.stride[1], threads)
+
+
 @njit(cache=True, fastmath=False, inline="always")
 def chunk_bounds(chunk, chunks, jobs):
     """Jobs ``range(start, stop)`` of chunk ``chunk`` when ``jobs`` are cut into ``chunks`` runs

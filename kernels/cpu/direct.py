@@ -34,7 +34,8 @@ import numpy as np
 from numba import get_num_threads, njit, prange
 
 from ._common import (SERIAL_COPY_BYTES, chunk_bounds, load_channel, load_streams,
-                      load_streams_serial, pair_scratch, stream_shape)
+                      load_streams_serial, pair_scratch, pair_scratch_bytes, stream_shape,
+                      streams_scratch_bytes)
 
 K_BLOCK = 8          # output channels per task: two passes of K_UNROLL
 K_UNROLL = 4         # output channels per pass (the loop of _add_taps)
@@ -206,9 +207,10 @@ def _depthwise(x, w, taps, out, plane_shape, ph, pw, threads):
     Each job copies its channel into the thread's zero-bordered planes (``load_channel``: split by
     stride phase, as ``load_streams`` does for the whole input) and computes each of its output
     channels as one flat run over all output rows, nine taps a pass (:func:`_add_nine_taps`; a 3x3
-    filter in one) and the rest three at a time (:func:`_add_taps_one`), then copies the rows out. The blocked kernel above does one task per (image, group, block of
-    eight output channels, block of rows): for a group of one channel each task paid for an
-    eight-channel accumulator, and the input went through a copy pass of its own first.
+    filter in one) and the rest three at a time (:func:`_add_taps_one`), then copies the rows
+    out. The blocked kernel above does one task per (image, group, block of eight output
+    channels, block of rows): for a group of one channel each task paid for an eight-channel
+    accumulator, and the input went through a copy pass of its own first.
     """
     n_images, channels = x.shape[0], x.shape[1]
     sh, sw, plane_h, plane_w = plane_shape
@@ -267,10 +269,12 @@ class DirectCPU:
         if problem.c == problem.groups:   # depthwise: one channel's planes and run per thread
             _, _, sh, sw, plane_h, plane_w = stream_shape(problem, *problem.stride)
             per_thread = sh * sw * plane_h * plane_w + (problem.p - 1) * plane_w + problem.q
-            return 4 * per_thread * min(get_num_threads(), problem.n * problem.c)
+            threads = min(get_num_threads(), problem.n * problem.c)
+            return 4 * per_thread * threads + pair_scratch_bytes(problem, sw, threads)
         if not self._copies_input(problem):
             return 0
-        return 4 * int(np.prod(self._plane_shape(problem)))
+        planes = 4 * int(np.prod(self._plane_shape(problem)))
+        return planes + streams_scratch_bytes(problem, planes)
 
     def prepare(self, problem, w):
         shape = stream_shape(problem, *problem.stride)

@@ -42,7 +42,7 @@ from numba import njit, prange
 
 from ..common import pipeline
 from ._common import (SERIAL_COPY_BYTES, load_streams, load_streams_serial, matmul_for,
-                      stream_shape)
+                      stream_shape, streams_scratch_bytes)
 
 
 @njit(cache=True, fastmath=False, inline="always")
@@ -141,7 +141,8 @@ class Im2colGemmCPU:
         col = 4 * problem.n * problem.c * problem.r * problem.s * problem.p * problem.q
         if problem.stride == (1, 1) or _is_subsampling(problem):
             return col
-        return col + 4 * int(np.prod(stream_shape(problem, *problem.stride)))
+        planes = 4 * int(np.prod(stream_shape(problem, *problem.stride)))
+        return col + planes + streams_scratch_bytes(problem, planes)
 
     def prepare(self, problem, w):
         groups = problem.groups

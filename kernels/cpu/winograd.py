@@ -42,8 +42,8 @@ from numba import get_num_threads, njit, prange
 
 from ..common import pipeline, winograd_filter_transform, winograd_tiles, winograd_unsupported
 from ..winograd_transforms import TRANSFORMS
-from ._common import (chunk_bounds, load_channel, matmul_for, pair_scratch, run_shares,
-                      share_count)
+from ._common import (chunk_bounds, load_channel, matmul_for, pair_scratch, pair_scratch_bytes,
+                      run_shares, share_count)
 
 @njit(cache=True, fastmath=False, inline="always")
 def _scaled(dst, coef, src, assign):
@@ -400,8 +400,9 @@ class WinogradCPU:
             tiles = self._columns(problem)
             # per thread: one channel's input split m x m, and B^T d for it (see _input_transform)
             scratch = self.m * (tiles_w + 1) * (tiles_h + 1) * (self.m + self.alpha)
-            return 4 * (scratch * min(threads, problem.n * problem.c) + filters
-                        + positions * (problem.c + problem.k) * tiles)
+            shares = min(threads, problem.n * problem.c)
+            return (4 * (scratch * shares + filters + positions * (problem.c + problem.k) * tiles)
+                    + pair_scratch_bytes(problem, self.m, shares))   # F(2x2): column pairs
         tiles = problem.n * tiles_h * tiles_w
         span = tiles_w * self.m + 2
         scratch = (2 * self.alpha * span * problem.c
