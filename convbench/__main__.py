@@ -94,8 +94,8 @@ def summary_table(path):
 def totals_text(path):
     """The whole-network totals of a results file (:func:`convbench.report.network_totals`) as a
     text table under a heading, or "" when its shapes give no network's counts."""
-    from .report import network_totals
-    from .results import load_results, split_threads
+    from .report import network_totals, totals_caveat
+    from .results import load_results, read_document, split_threads
 
     totals = network_totals(split_threads(load_results(path)))
     if totals.empty:
@@ -103,7 +103,8 @@ def totals_text(path):
     shown = totals.assign(total_ms=totals["total_ms"].round(4), gflops=totals["gflops"].round(1),
                           vs_best=totals["vs_best"].round(2))
     return ("whole networks (every layer counted as often as the network runs it; a kernel that "
-            "did not pass on all of them has no total):\n" + text_table(shown))
+            f"did not pass on all of them has no total{totals_caveat(read_document(path))}):\n"
+            + text_table(shown))
 
 
 def _short_note(reason, width=60):

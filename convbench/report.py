@@ -62,8 +62,8 @@ def network_totals(frame):
 
     Columns: ``network``, ``backend``, ``kernel``, ``total_ms``, ``gflops`` (the direct
     convolution's arithmetic over the total), ``vs_best`` (total over the per-layer best's),
-    ``layers_timed`` (of the distinct layers) and ``mix`` (for the per-layer best: which kernel
-    took how many distinct layers).
+    ``layers_timed`` (of the distinct layers), ``convolutions`` (the layers with their counts) and
+    ``mix`` (for the per-layer best: which kernel took how many distinct layers).
     """
     import pandas as pd
 
@@ -105,6 +105,14 @@ def network_totals(frame):
                          "vs_best": total / best, "layers_timed": f"{done}/{len(layers)}",
                          "convolutions": int(counts.sum()), "mix": mix})
     return pd.DataFrame(rows)
+
+
+def totals_caveat(document):
+    """What :func:`network_totals` of a run cover where its ``--match`` chose some of a set's
+    layers: "" for a run of whole sets."""
+    match = (document.get("options") or {}).get("match")
+    return (f"; only over the layers --match {match!r} chose, not whole networks" if match
+            else "")
 
 
 def ranking(frame):
@@ -381,8 +389,8 @@ def write_report(paths, out_dir):
             sections.append("### Whole networks\n\nEach kernel's time over all of a network's "
                             "convolutions, every layer counted as often as the network runs it; "
                             "`ours, best per layer` takes our fastest kernel on each layer. A "
-                            "kernel that did not pass on every layer has no total.\n\n"
-                            + _markdown_table(totals) + "\n")
+                            "kernel that did not pass on every layer has no total"
+                            + totals_caveat(document) + ".\n\n" + _markdown_table(totals) + "\n")
         sections.append("### Effective GFLOP/s\n\n"
                         + _markdown_table(gflops_table(latest).reset_index(), "{}") + "\n")
         if latest["peer"].fillna(False).astype(bool).any():

@@ -154,6 +154,12 @@ def test_network_totals_count_each_layer_as_often_as_the_network_runs_it():
     assert list(totals.index[:4]) == ["ours, best per layer", "torch (peer)", "im2col", "direct"]
 
 
+def test_totals_of_a_matched_run_say_they_cover_only_its_layers():
+    from convbench.report import totals_caveat
+    assert "--match 'res2a'" in totals_caveat({"options": {"match": "res2a", "shapes": "resnet50"}})
+    assert totals_caveat({"options": {"match": None, "shapes": "resnet50"}}) == ""
+
+
 def test_network_totals_need_a_count_on_every_layer():
     import pandas as pd
     from convbench.report import network_totals
