@@ -339,6 +339,33 @@ def _figure_workspace(frame, machine, path):
     _save(fig, path)
 
 
+def _figure_networks(totals, machine, path):
+    """One panel per network: each kernel's total over the network's convolutions (those with a
+    total), fastest at the top, with its time over the per-layer best's."""
+    import matplotlib.pyplot as plt
+
+    networks = list(dict.fromkeys(totals["network"]))
+    timed = totals[totals["total_ms"].notna()]
+    height = max(len(timed[timed["network"] == n]) for n in networks)
+    fig, axes = plt.subplots(1, len(networks), squeeze=False,
+                             figsize=(max(7.5, 4.2 * len(networks) + 1), 0.45 * height + 2.4))
+    for ax, network in zip(axes[0], networks):
+        part = timed[timed["network"] == network].iloc[::-1]
+        colors = ["tab:green" if kernel.startswith("ours") else
+                  "tab:gray" if kernel.endswith("(peer)") else "tab:blue" for kernel in part["kernel"]]
+        ax.barh(range(len(part)), part["total_ms"], color=colors)
+        ax.set_yticks(range(len(part)))
+        ax.set_yticklabels(part["kernel"])
+        for y, (ms, ratio) in enumerate(zip(part["total_ms"], part["vs_best"])):
+            ax.text(ms, y, f" {ms:.3g} ms (x{ratio:.2f})", va="center", fontsize=8)
+        ax.set_xlim(0, 1.45 * float(part["total_ms"].max()))
+        ax.set_xlabel("time over the network's convolutions (ms)")
+        ax.set_title(f"{network}: {int(part['convolutions'].iloc[0])} convolutions", fontsize=10)
+    fig.suptitle(f"Whole networks, {machine}\ngreen: our fastest kernel on each layer; gray: "
+                 f"peers;\na kernel that did not pass on every layer has no bar", fontsize=10)
+    _save(fig, path)
+
+
 def machine_text(machine):
     """What the run ran on, in one paragraph: CPU and cores, GPU, library versions, BLAS line."""
     from .machine import environment_line
@@ -428,6 +455,10 @@ def write_report(paths, out_dir):
             if ceiling.get("sgemm_gflops") and ceiling.get("copy_gbps"):
                 names[f"{stem}-roofline.png"] = lambda p, part=part, c=ceiling: roofline_figure(
                     part, c, f"{machine} ({backend})", p)
+            networks = totals[totals["backend"] == backend] if len(totals) else totals
+            if len(networks) and networks["total_ms"].notna().any():
+                names[f"{stem}-networks.png"] = lambda p, part=networks: _figure_networks(
+                    part, f"{machine} ({backend})", p)
             for name, draw in names.items():
                 draw(out_dir / name)
                 figures.append(name)

@@ -34,6 +34,22 @@ def test_report_writes_markdown_html_and_figures(tmp_path):
     assert page.count("data:image/png;base64,") == len(pngs) and "<table>" in page
 
 
+def test_report_adds_up_a_counted_network_and_draws_it(tmp_path):
+    """The same run with counts on its layers: the whole-network table and figure appear, the
+    direct kernel's total being each layer's time times its count."""
+    document = json.loads((DATA / "compare_base.json").read_text())
+    for count, row in enumerate(document["rows"], start=1):
+        row["count"] = count
+    counted = tmp_path / "counted.json"
+    counted.write_text(json.dumps(document))
+    text = write_report([counted], tmp_path / "report").read_text()
+    assert "### Whole networks" in text
+    line = next(line for line in text.splitlines() if line.startswith("| smoke | cpu | direct |"))
+    expected = sum(count * row["median_s"] for count, row in enumerate(document["rows"], start=1))
+    assert float(line.split("|")[4]) == pytest.approx(expected * 1e3, rel=1e-2)
+    assert is_png(next((tmp_path / "report").glob("*-networks.png")))
+
+
 def test_several_machines_side_by_side(tmp_path):
     other = json.loads((DATA / "compare_slower.json").read_text())
     other["machine"]["machine_id"] = "other-machine-8c"
