@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from numba import get_num_threads
 
 from convbench import ConvProblem, get_kernel
 from convbench.accuracy import make_inputs
@@ -54,7 +55,11 @@ def test_fft_handles_dilation_by_dilating_the_filter():
 def test_im2col_workspace_is_the_column_matrix_and_split_input_and_respects_budget():
     kernel = get_kernel("im2col", "cpu")
     vgg = ConvProblem.parse('mb64ic64ih224oc64oh224kh3ph1n"vgg16:conv1_2"')
-    assert kernel.workspace_bytes(vgg) == 4 * 64 * 64 * 9 * 224 * 224   # stride 1: lowered from x
+    # stride 1: the column matrix, lowered from one zero-bordered channel per thread
+    threads = min(get_num_threads(), 64 * 64)
+    assert kernel.workspace_bytes(vgg) == 4 * 64 * 64 * 9 * 224 * 224 + 4 * 226 * 226 * threads
+    small = ConvProblem.parse("mb1ic4ih9oc2kh5ph2")    # under 1 MiB: lowered by one thread
+    assert kernel.workspace_bytes(small) == 4 * 4 * 25 * 9 * 9 + 4 * 13 * 13
     reason = kernel.supports(vgg, memory_budget=4 * 2 ** 30)
     assert reason and "workspace 6.9 GiB" in reason and "4.0 GiB" in reason
     stem = ConvProblem.parse("mb1ic3ih224oc64oh112kh7sh2ph3")

@@ -17,8 +17,7 @@ AlexNet's conv2 (two groups) that took the call from 1.81 to 1.33 ms (``convbenc
 With a stride larger than 1 the padded input is first split into its ``sh * sw`` stride phases
 (``planes[n, c, a, b, i, j] = x_padded[n, c, i*sh + a, j*sw + b]``, as the direct kernel does).
 Every row of the column matrix is then a run of contiguous copies of up to ``Q`` values with no
-strided reads; with stride 1 the rows are copied from the input itself, zero-filled where they fall
-into the padding. The offsets and padded extents of every tap are worked out once, in
+strided reads. The offsets and padded extents of every tap are worked out once, in
 :func:`_tap_table`. On the CI machine (AMD EPYC, 2 cores, two threads) this took the lowering
 alone, old against new in one process, from 0.63 to 0.19 ms on ResNet-50's stem (7x7, stride 2),
 0.48 to 0.18 ms on AlexNet's conv1 (11x11, stride 4), 0.65 to 0.35 ms on AlexNet's conv2 (5x5) and
@@ -28,21 +27,32 @@ rows straight from the input and zero-filled the padding with slice assignments.
 slower, outputs bit-identical; on VGG-16's first four layers, whose column matrices stream through
 memory, within noise (``20261124T042047Z.json``).
 
+With stride 1 each thread copies one channel at a time into a zero-bordered plane of its own
+(``load_channel``), and every output row of every tap is then one copy of ``Q`` values from it
+(:func:`_lower_channels`). Copied straight from the input, as before, each row had its padding
+worked out and zero-filled in two more short loops. The lowering alone at one thread, old against
+new in one process: 57 -> 44 us on GoogLeNet's inception_3a/5x5 (16 channels of 28 x 28), 320 ->
+241 us on AlexNet's conv2, 180 -> 120 us on res2a_branch2b. ``convbench ab``, two threads,
+outputs identical: 7 of GoogLeNet's 8 5x5 layers 12-25 % faster, one unclear
+(``ab/20261124T095100Z.json``); on the default set res3a, res4a and conv5_1 8-12 % faster and
+none slower (``20261124T094939Z.json``).
+
 A column matrix under ``SERIAL_COPY_BYTES`` (1 MiB) is lowered by one thread, as is the split of
 an input under that size: on the CI machine waking the other thread costs more than such a copy
 (LeNet-5's c1: 4 us in one thread, 46 us in two; ``ab``: 4.4-5.4x faster on LeNet-5's layers).
 
 A 1x1 filter with stride 1 and no padding needs no lowering at all -- the input already is the
 column matrix -- and with a larger stride its lowering is one strided numpy copy. The workspace is
-the column matrix, ``N * C * R * S * P * Q`` floats, plus the split input where one is made.
+the column matrix, ``N * C * R * S * P * Q`` floats, plus the split input where one is made, or at
+stride 1 one zero-bordered channel per lowering thread.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import get_num_threads, njit, prange
 
 from ..common import pipeline
-from ._common import (SERIAL_COPY_BYTES, load_streams, load_streams_serial, matmul_for,
-                      stream_shape, streams_scratch_bytes)
+from ._common import (SERIAL_COPY_BYTES, chunk_bounds, load_channel, load_streams,
+                      load_streams_serial, matmul_for, stream_shape, streams_scratch_bytes)
 
 
 @njit(cache=True, fastmath=False, inline="always")
@@ -88,6 +98,50 @@ def _lower_serial(xph, col, taps, p_size, q_size):
         _lower_row(xph, col, taps, p_size, q_size, job)
 
 
+@njit(cache=True, fastmath=False, inline="always")
+def _lower_channels(x, col, plane, jobs, filter_shape, p_size, q_size, padding, dilation):
+    """Rows of the column matrix for the (image, channel) jobs ``range(*jobs)`` at unit stride:
+    each channel is copied into the zero-bordered ``plane`` (``load_channel``), and each output
+    row of each filter tap is then one copy of Q values from it, with no padding to work out."""
+    channels = x.shape[1]
+    r_size, s_size = filter_shape
+    (ph, pw), (dh, dw) = padding, dilation
+    no_pairs = np.empty(0, dtype=np.float32)      # unit stride: no column pairs to split
+    source = plane[0, 0]
+    for job in range(jobs[0], jobs[1]):
+        n = job // channels
+        c = job % channels
+        load_channel(x[n, c], plane, ph, pw, no_pairs)
+        for r in range(r_size):
+            for s in range(s_size):
+                row = col[n, (c * r_size + r) * s_size + s]
+                for p in range(p_size):
+                    dst = row[p * q_size:(p + 1) * q_size]
+                    src = source[p + r * dh, s * dw:s * dw + q_size]
+                    for t in range(q_size):
+                        dst[t] = src[t]
+
+
+@njit(parallel=True, cache=True, fastmath=False)
+def _lower_padded(x, col, plane_shape, filter_shape, p_size, q_size, padding, dilation, threads):
+    """:func:`_lower_channels` over all channels, one run of them per thread, each with its plane."""
+    jobs = x.shape[0] * x.shape[1]
+    chunks = min(jobs, threads)
+    for chunk in prange(chunks):
+        plane = np.zeros(plane_shape, dtype=np.float32)
+        _lower_channels(x, col, plane, chunk_bounds(chunk, chunks, jobs), filter_shape, p_size,
+                        q_size, padding, dilation)
+
+
+@njit(cache=True, fastmath=False)
+def _lower_padded_serial(x, col, plane_shape, filter_shape, p_size, q_size, padding, dilation,
+                         threads):
+    """:func:`_lower_padded` in the calling thread (``threads`` unused)."""
+    plane = np.zeros(plane_shape, dtype=np.float32)
+    _lower_channels(x, col, plane, (0, x.shape[0] * x.shape[1]), filter_shape, p_size, q_size,
+                    padding, dilation)
+
+
 def _tap_table(problem, height, width, ph, pw):
     """Where each filter tap ``(r, s)`` reads in an image of ``height x width`` that still lacks
     ``(ph, pw)`` of padding, split into the stride's phases: one int64 row per tap, in ``r * S + s``
@@ -116,6 +170,11 @@ def _tap_table(problem, height, width, ph, pw):
     return table
 
 
+def _plane_shape(problem):
+    """One channel, zero-bordered, as ``load_channel`` fills it at unit stride."""
+    return (1, 1, problem.h + 2 * problem.padding[0], problem.w + 2 * problem.padding[1])
+
+
 def _is_pointwise(problem):
     return (problem.r == 1 and problem.s == 1 and problem.stride == (1, 1)
             and problem.padding == (0, 0))
@@ -139,8 +198,12 @@ class Im2colGemmCPU:
         if _is_pointwise(problem):
             return 0
         col = 4 * problem.n * problem.c * problem.r * problem.s * problem.p * problem.q
-        if problem.stride == (1, 1) or _is_subsampling(problem):
+        if _is_subsampling(problem):
             return col
+        if problem.stride == (1, 1):     # and one zero-bordered channel per lowering thread
+            threads = (1 if col < SERIAL_COPY_BYTES
+                       else min(get_num_threads(), problem.n * problem.c))
+            return col + 4 * int(np.prod(_plane_shape(problem))) * threads
         planes = 4 * int(np.prod(stream_shape(problem, *problem.stride)))
         return col + planes + streams_scratch_bytes(problem, planes)
 
@@ -171,12 +234,14 @@ class Im2colGemmCPU:
             def lower(x):
                 np.copyto(col_image, x[:, :, ::sh, ::sw])
             impl = "strided 1x1: subsampled"
-        elif problem.stride == (1, 1):   # rows straight from the input, padding as zeros
-            taps = _tap_table(problem, problem.h, problem.w, *problem.padding)
-            plane = (problem.n, problem.c, 1, 1, problem.h, problem.w)
+        elif problem.stride == (1, 1):   # rows from each channel in a zero-bordered plane
+            lower_padded = _lower_padded_serial if col.nbytes < SERIAL_COPY_BYTES else _lower_padded
+            plane = _plane_shape(problem)
+            filter_shape = (problem.r, problem.s)
 
             def lower(x):
-                lower_rows(x.reshape(plane), col, taps, problem.p, problem.q)
+                lower_padded(x, col, plane, filter_shape, problem.p, problem.q, problem.padding,
+                             problem.dilation, get_num_threads())
             impl = "lowered"
         else:   # from the padded input split into its stride phases
             planes = np.zeros(stream_shape(problem, *problem.stride), dtype=np.float32)
