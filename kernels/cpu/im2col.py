@@ -58,8 +58,8 @@ from ._common import (SERIAL_COPY_BYTES, chunk_bounds, load_channel, load_stream
 @njit(cache=True, fastmath=False, inline="always")
 def _lower_row(xph, col, taps, p_size, q_size, job):
     """Row ``job`` of the column matrix (one filter tap of one channel of one image) from the input
-    split into its stride phases (``load_streams``; for stride 1, the input itself): one contiguous
-    copy per output row, zeros where it falls into the padding; ``taps`` is :func:`_tap_table`."""
+    split into its stride phases (``load_streams``): one contiguous copy per output row, zeros
+    where it falls into the padding; ``taps`` is :func:`_tap_table`."""
     channels, n_taps = xph.shape[1], taps.shape[0]
     n = job // (channels * n_taps)
     channel = job // n_taps % channels
