@@ -107,6 +107,13 @@ def totals_text(path):
             + text_table(shown))
 
 
+def _print_totals(path):
+    """:func:`totals_text` after a blank line, where the run has any."""
+    totals = totals_text(path)
+    if totals:
+        print(f"\n{totals}")
+
+
 def _short_note(reason, width=60):
     """A reason cut for a table cell: its first clause (before "; "), and that cut to ``width``
     characters with an ellipsis. The whole reason is in the results file, and a run prints the
@@ -207,9 +214,7 @@ def cmd_run(args):
               f"with:\n  python -m convbench run --resume {where}", file=sys.stderr)
         return 130
     print(summary_table(path))
-    totals = totals_text(path)
-    if totals:
-        print(f"\n{totals}")
+    _print_totals(path)
     print(f"\n{status_counts(path)}")
     print(f"results: {path}")
     _print_drift(path)
@@ -308,9 +313,7 @@ def cmd_find(args):
         print(f"\n{descriptor}  [{backend}]  {problem.flops / 1e9:.3g} GFLOP (direct count)"
               + _floor_text(problem, group, frame[frame["backend"] == backend], document))
         print(_find_text(group))
-    totals = totals_text(path)
-    if totals:
-        print(f"\n{totals}")
+    _print_totals(path)
     print(f"\nresults: {path}")
     _print_drift(path, retime_hint=False)
     broken = table[table["status"].isin(BROKEN)]
@@ -461,9 +464,7 @@ def cmd_show(args):
           f"{'' if document.get('complete') else '; INCOMPLETE (resume it with run --resume)'}\n"
           f"{environment_line(document['machine'])}\n")
     print(summary_table(path))
-    totals = totals_text(path)
-    if totals:
-        print(f"\n{totals}")
+    _print_totals(path)
     print(f"\n{status_counts(path)}")
     _print_drift(path)
     failures = failures_text(path)
