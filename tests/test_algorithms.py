@@ -52,43 +52,76 @@ def test_fft_handles_dilation_by_dilating_the_filter():
     assert compare(y, reference_for(problem, x, w), 2e-6).passed
 
 
-def test_im2col_workspace_is_the_column_matrix_and_split_input_and_respects_budget():
+def test_im2col_workspace_is_the_column_matrix_and_a_plane_per_lowering_thread(monkeypatch):
+    """The column matrix, and one channel's zero-bordered stride phases (with the scratch for
+    column pairs, at column stride 2 and an even width) for every thread that lowers: one under
+    1 MiB of column matrix, one per numba thread above it, one per share of output rows."""
+    monkeypatch.setattr(im2col_module, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(im2col_module, "share_count", lambda threads: threads)
     kernel = get_kernel("im2col", "cpu")
     vgg = ConvProblem.parse('mb64ic64ih224oc64oh224kh3ph1n"vgg16:conv1_2"')
-    # stride 1: the column matrix, lowered from one zero-bordered channel per thread
-    threads = min(get_num_threads(), 64 * 64)
-    assert kernel.workspace_bytes(vgg) == 4 * 64 * 64 * 9 * 224 * 224 + 4 * 226 * 226 * threads
+    assert im2col_module.im2col_gemm.row_shares(vgg) == 2
+    assert kernel.workspace_bytes(vgg) == 4 * 64 * 64 * 9 * 224 * 224 + 4 * 226 * 226 * 2
     small = ConvProblem.parse("mb1ic4ih9oc2kh5ph2")    # under 1 MiB: lowered by one thread
+    assert im2col_module.im2col_gemm.row_shares(small) == 1
     assert kernel.workspace_bytes(small) == 4 * 4 * 25 * 9 * 9 + 4 * 13 * 13
+    # more output channels, a smaller image, groups: lowered by both threads, then the product
+    res4a = ConvProblem.parse("mb1ic256ih14oc256oh14kh3ph1")
+    assert im2col_module.im2col_gemm.row_shares(res4a) == 1
+    for text in ("mb1ic64ih56oc65oh56kh3ph1", "mb1ic64ih45oc64oh45kh3ph1",
+                 "g2mb1ic64ih56oc64oh56kh3ph1"):
+        assert im2col_module.im2col_gemm.row_shares(ConvProblem.parse(text)) == 1, text
+    assert im2col_module.im2col_gemm.row_shares(ConvProblem.parse("mb1ic64ih46oc64kh3ph1")) == 2
+    assert kernel.workspace_bytes(res4a) == 4 * 256 * 9 * 14 * 14 + 4 * 16 * 16 * 2
     reason = kernel.supports(vgg, memory_budget=4 * 2 ** 30)
     assert reason and "workspace 6.9 GiB" in reason and "4.0 GiB" in reason
     stem = ConvProblem.parse("mb1ic3ih224oc64oh112kh7sh2ph3")
-    # and the input, padded to 230 x 230, split into 2 x 2 stride phases of 115 x 115 by one
-    # thread (under 1 MiB) with its scratch for column pairs, one 224 x 224 channel
-    assert kernel.workspace_bytes(stem) == (4 * 3 * 49 * 112 * 112 + 4 * 3 * 4 * 115 * 115
-                                            + 4 * 224 * 224)
-    odd = ConvProblem.parse("mb2ic3ih13iw11oc4kh3sh3sw2")
-    assert kernel.workspace_bytes(odd) == 4 * 2 * 3 * 9 * 4 * 5 + 4 * 2 * 3 * 6 * 5 * 6
+    # padded to 230 x 230 and split into 2 x 2 stride phases of 115 x 115, a 224 x 224 channel
+    # of column pairs, for each of the two shares
+    assert kernel.workspace_bytes(stem) == (4 * 3 * 49 * 112 * 112
+                                            + 2 * (4 * 4 * 115 * 115 + 4 * 224 * 224))
+    odd = ConvProblem.parse("mb2ic3ih13iw11oc4kh3sh3sw2")    # an odd width: no column pairs
+    assert kernel.workspace_bytes(odd) == 4 * 2 * 3 * 9 * 4 * 5 + 4 * 3 * 2 * 5 * 6
     pointwise = ConvProblem.parse("mb8ic64ih56oc256oh56kh1")
     assert kernel.workspace_bytes(pointwise) == 0  # the input already is the column matrix
     subsampling = ConvProblem.parse("mb1ic256ih56oc512oh28kh1sh2")
     assert kernel.workspace_bytes(subsampling) == 4 * 256 * 28 * 28
 
 
-@pytest.mark.parametrize("threads", ["one thread", "parallel"])
-def test_im2col_lowering_matches_the_definition_on_strided_dilated_padded_problems(threads,
+def _force_im2col_path(monkeypatch, path):
+    """Send small problems down im2col's ``path``: one thread, the parallel lowering, or row
+    shares (two, whatever the machine)."""
+    if path == "parallel":
+        monkeypatch.setattr(im2col_module, "SERIAL_COPY_BYTES", 0)
+    if path == "row shares":
+        monkeypatch.setattr(im2col_module, "SHARED_ROWS_FLOPS", 0)
+        monkeypatch.setattr(im2col_module, "SHARED_ROWS_MIN_PIXELS", 0)
+        monkeypatch.setattr(im2col_module, "share_count", lambda threads: 2)
+    else:
+        monkeypatch.setattr(im2col_module, "SHARED_ROWS_FLOPS", float("inf"))
+
+
+IM2COL_PATHS = ["one thread", "parallel", "row shares"]
+
+
+@pytest.mark.parametrize("path", IM2COL_PATHS)
+def test_im2col_lowering_matches_the_definition_on_strided_dilated_padded_problems(path,
                                                                                     monkeypatch):
     """Every entry of the column matrix against its definition, zero padding included: the
-    stride-phase split must put each tap's rows where the GEMM expects them. Problems this small
-    are lowered by one thread; a zero threshold sends them through the parallel loops."""
-    if threads == "parallel":
-        monkeypatch.setattr(im2col_module, "SERIAL_COPY_BYTES", 0)
+    stride-phase split must put each tap's rows where the GEMM expects them, whichever threads
+    lower which rows."""
+    _force_im2col_path(monkeypatch, path)
     kernel = get_kernel("im2col", "cpu")
     for text in ("mb2ic3ih13iw11oc2kh3kw5sh2sw3ph2pw1dh1dw0", "mb1ic2ih17oc2kh11sh4",
                  "mb1ic2ih9oc2kh5ph2",
+                 # three images of 7 rows in two shares: the first share ends inside image 1
+                 "mb3ic2ih7oc2kh3ph1",
                  # column stride 2, even widths: split by column pairs, odd and even padding
                  "mb2ic3ih9iw12oc2kh3sh2ph1", "mb1ic2ih8iw10oc2kh4kw3sh1sw2ph0pw3"):
         problem = ConvProblem.parse(text)
+        if path == "row shares":
+            assert kernel.prepare(problem, make_inputs(problem, seed=5)[1]).impl == \
+                "lowered by output rows on 2 threads", text
         x, w = make_inputs(problem, seed=5)
         run = kernel.prepare(problem, w)
         col = run.unchecked.column_matrix    # the im2col module's own run, unwrapped
@@ -103,6 +136,28 @@ def test_im2col_lowering_matches_the_definition_on_strided_dilated_padded_proble
                 expected[:, :, r, s] = padded[:, :, r * dh:r * dh + sh * (problem.p - 1) + 1:sh,
                                               s * dw:s * dw + sw * (problem.q - 1) + 1:sw]
         assert np.array_equal(col, expected.reshape(col.shape)), text
+
+
+@pytest.mark.parametrize("path", IM2COL_PATHS)
+@pytest.mark.parametrize("text", [
+    "mb3ic2ih7oc3kh3ph1",                  # a share's rows span two images
+    "g2mb2ic4ih9oc6kh3sh2ph1",              # groups (never in row shares), stride
+    "mb1ic3ih10iw12oc4kh5ph2pw1dh0dw1",     # dilation along w
+    "mb1ic2ih3oc2kh3ph1",                   # three output rows: shares of one and two
+])
+def test_im2col_output_is_right_on_every_path(path, text, monkeypatch):
+    """The products land where they belong: each share multiplies its own columns of each image
+    into the same columns of the output, for every group."""
+    from convbench.accuracy import compare
+    from convbench.reference import reference_for
+    _force_im2col_path(monkeypatch, path)
+    problem = ConvProblem.parse(text)
+    x, w = make_inputs(problem, seed=11)
+    run = get_kernel("im2col", "cpu").prepare(problem, w)
+    assert compare(run(x), reference_for(problem, x, w), 2e-6).passed, run.impl
+    stages = dict(run.stages)           # the per-stage breakdown computes the same output
+    stages["lowering"](x)
+    assert compare(stages["multiply"](x), reference_for(problem, x, w), 2e-6).passed
 
 
 def test_source_hash_covers_what_a_kernel_imports_from_kernels():

@@ -14,28 +14,29 @@ among the cores, each run by a one-thread BLAS (:func:`kernels.cpu._common.batch
 AlexNet's conv2 (two groups) that took the call from 1.81 to 1.33 ms (``convbench ab``, CI machine,
 ``results/amd-epyc-2c/ab/20261124T051737Z.json``).
 
-With a stride larger than 1 the padded input is first split into its ``sh * sw`` stride phases
-(``planes[n, c, a, b, i, j] = x_padded[n, c, i*sh + a, j*sw + b]``, as the direct kernel does).
-Every row of the column matrix is then a run of contiguous copies of up to ``Q`` values with no
-strided reads. The offsets and padded extents of every tap are worked out once, in
-:func:`_tap_table`. On the CI machine (AMD EPYC, 2 cores, two threads) this took the lowering
-alone, old against new in one process, from 0.63 to 0.19 ms on ResNet-50's stem (7x7, stride 2),
-0.48 to 0.18 ms on AlexNet's conv1 (11x11, stride 4), 0.65 to 0.35 ms on AlexNet's conv2 (5x5) and
-0.35 to 0.19 ms on ResNet-50's res2a_branch2b (3x3). The row-by-row version before it read strided
-rows straight from the input and zero-filled the padding with slice assignments. ``convbench ab`` against it on the default set
-(``results/amd-epyc-2c/ab/20261124T041912Z.json``): six layers faster by 9 to 17 % end to end, none
-slower, outputs bit-identical; on VGG-16's first four layers, whose column matrices stream through
-memory, within noise (``20261124T042047Z.json``).
+Each channel is first copied into zero-bordered planes split by stride phase
+(``planes[a, b, i, j] = x_padded[c, i*sh + a, j*sw + b]``, ``load_channel``, as the direct kernel
+does), one channel at a time into planes of the lowering thread's own. Every output row of every
+tap is then one contiguous copy of ``Q`` values from one plane (:func:`_lower_rows`), with no
+strided reads and no padding to work out. The two versions before this one split the whole input
+into stride phases first and copied each row's inside part between zero-filled ends: this one
+measured the same or unclear by ``convbench ab`` on 16 layers, 10 % faster on MobileNet v1's stem
+(``ab/20261124T103734Z.json``, CI machine, AMD EPYC, two threads).
 
-With stride 1 each thread copies one channel at a time into a zero-bordered plane of its own
-(``load_channel``), and every output row of every tap is then one copy of ``Q`` values from it
-(:func:`_lower_channels`). Copied straight from the input, as before, each row had its padding
-worked out and zero-filled in two more short loops. The lowering alone at one thread, old against
-new in one process: 57 -> 44 us on GoogLeNet's inception_3a/5x5 (16 channels of 28 x 28), 320 ->
-241 us on AlexNet's conv2, 180 -> 120 us on res2a_branch2b. ``convbench ab``, two threads,
-outputs identical: 7 of GoogLeNet's 8 5x5 layers 12-25 % faster, one unclear
-(``ab/20261124T095100Z.json``); on the default set res3a, res4a and conv5_1 8-12 % faster and
-none slower (``20261124T094939Z.json``).
+**Row shares.** A layer with few output channels on a large image (:data:`SHARED_ROWS_MAX_K`,
+:data:`SHARED_ROWS_MIN_PIXELS`) is cut into one run of output rows per thread instead, and each
+thread lowers its own rows and multiplies them by the whole filter matrix with a one-thread BLAS
+(:func:`kernels.cpu._common.run_shares`), so each half of the column matrix is read by the core
+that wrote it. Why this helps is not settled: in the timing harness's worker processes the two
+stages one after the other took about 1.0 ms on res2a_branch2b where each alone took 0.10-0.14
+and 0.52-0.54 ms, while in one process the same sequence took 0.61-0.66 ms.
+``convbench ab``, shares against none: res2a_branch2b 16 % faster, the 13x13 layer 17 %,
+MobileNet v1's stem 22 %; GoogLeNet's inception_3a/5x5 and 3b/5x5 (784 pixels) 27 and 15 %
+slower (handing work to the pool thread and back costs about 50 us), hence the bounds; the other 12
+layers the same or unclear (``ab/20261124T105655Z.json``). With the bounds, against the code
+before both changes (``20261124T110504Z.json``, 20 layers): res2a_branch2b 17.6 % faster,
+MobileNet v1's stem 32.8 %, VGG-16 conv1_2 6.2 %; the 9x9 layer 8.2 % slower (+2.0 %, the same, in
+the run before); the others the same or unclear.
 
 A column matrix under ``SERIAL_COPY_BYTES`` (1 MiB) is lowered by one thread, as is the split of
 an input under that size: on the CI machine waking the other thread costs more than such a copy
@@ -43,136 +44,88 @@ an input under that size: on the CI machine waking the other thread costs more t
 
 A 1x1 filter with stride 1 and no padding needs no lowering at all -- the input already is the
 column matrix -- and with a larger stride its lowering is one strided numpy copy. The workspace is
-the column matrix, ``N * C * R * S * P * Q`` floats, plus the split input where one is made, or at
-stride 1 one zero-bordered channel per lowering thread.
+the column matrix, ``N * C * R * S * P * Q`` floats, plus one channel's planes (and the scratch
+``load_channel`` needs to split column pairs) per lowering thread or share.
 """
+
+from functools import partial
 
 import numpy as np
 from numba import get_num_threads, njit, prange
 
 from ..common import pipeline
-from ._common import (SERIAL_COPY_BYTES, chunk_bounds, load_channel, load_streams,
-                      load_streams_serial, matmul_for, stream_shape, streams_scratch_bytes)
+from ._common import (SERIAL_COPY_BYTES, chunk_bounds, load_channel, matmul_for, pair_scratch,
+                      pair_scratch_bytes, run_shares, share_count, stream_shape)
+
+# Row shares (see the module's notes) for a problem with at most this many output channels, at
+# least this many output pixels per image and at least this many flops: the product then does
+# little arithmetic per lowered value, and each share has long rows to amortize the hand-over.
+SHARED_ROWS_MAX_K = 64
+SHARED_ROWS_MIN_PIXELS = 2048
+SHARED_ROWS_FLOPS = 20e6
 
 
-@njit(cache=True, fastmath=False, inline="always")
-def _lower_row(xph, col, taps, p_size, q_size, job):
-    """Row ``job`` of the column matrix (one filter tap of one channel of one image) from the input
-    split into its stride phases (``load_streams``): one contiguous copy per output row, zeros
-    where it falls into the padding; ``taps`` is :func:`_tap_table`."""
-    channels, n_taps = xph.shape[1], taps.shape[0]
-    n = job // (channels * n_taps)
-    channel = job // n_taps % channels
-    tap = job % n_taps
-    top, left = taps[tap, 2], taps[tap, 3]
-    p_lo, p_hi, q_lo, q_hi = taps[tap, 4], taps[tap, 5], taps[tap, 6], taps[tap, 7]
-    row = col[n, channel * n_taps + tap]
-    plane = xph[n, channel, taps[tap, 0], taps[tap, 1]]
-    for t in range(p_lo * q_size):
-        row[t] = 0.0
-    for t in range(p_hi * q_size, p_size * q_size):
-        row[t] = 0.0
-    for p in range(p_lo, p_hi):
-        base = p * q_size
-        for t in range(q_lo):
-            row[base + t] = 0.0
-        for t in range(q_hi, q_size):
-            row[base + t] = 0.0
-        # slices, then plain range indices: ``base + t`` on both sides would carry numba's
-        # negative-index check, which keeps the copy from vectorizing
-        dst = row[base + q_lo:base + q_hi]
-        src = plane[top + p, left + q_lo:left + q_hi]
-        for t in range(q_hi - q_lo):
-            dst[t] = src[t]
-
-
-@njit(parallel=True, cache=True, fastmath=False)
-def _lower(xph, col, taps, p_size, q_size):
-    for job in prange(col.shape[0] * col.shape[1]):
-        _lower_row(xph, col, taps, p_size, q_size, job)
-
-
-@njit(cache=True, fastmath=False)
-def _lower_serial(xph, col, taps, p_size, q_size):
-    for job in range(col.shape[0] * col.shape[1]):
-        _lower_row(xph, col, taps, p_size, q_size, job)
-
-
-@njit(cache=True, fastmath=False, inline="always")
-def _lower_channels(x, col, plane, jobs, filter_shape, p_size, q_size, padding, dilation):
-    """Rows of the column matrix for the (image, channel) jobs ``range(*jobs)`` at unit stride:
-    each channel is copied into the zero-bordered ``plane`` (``load_channel``), and each output
-    row of each filter tap is then one copy of Q values from it, with no padding to work out."""
-    channels = x.shape[1]
-    r_size, s_size = filter_shape
-    (ph, pw), (dh, dw) = padding, dilation
-    no_pairs = np.empty(0, dtype=np.float32)      # unit stride: no column pairs to split
-    source = plane[0, 0]
-    for job in range(jobs[0], jobs[1]):
-        n = job // channels
-        c = job % channels
-        load_channel(x[n, c], plane, ph, pw, no_pairs)
-        for r in range(r_size):
-            for s in range(s_size):
-                row = col[n, (c * r_size + r) * s_size + s]
-                for p in range(p_size):
-                    dst = row[p * q_size:(p + 1) * q_size]
-                    src = source[p + r * dh, s * dw:s * dw + q_size]
+@njit(cache=True, nogil=True, fastmath=False)
+def _lower_rows(x, col, planes, pairs, first, stop, c0, c1, taps, p_size, q_size, ph, pw):
+    """Columns of output rows ``first`` to ``stop`` (row ``n*P + p``) of the column matrix ``col``
+    (N, C*R*S, P*Q), for channels ``c0`` to ``c1``: each is copied into the zero-bordered stride
+    phases ``planes`` (``load_channel``, with its ``pairs`` scratch), and each output row of each
+    tap is then one copy of ``Q`` values from one of them (``taps``: :func:`_tap_offsets`)."""
+    n_taps = taps.shape[0]
+    row = first
+    while row < stop:
+        n = row // p_size
+        p0 = row % p_size
+        p1 = min(p_size, p0 + stop - row)
+        for c in range(c0, c1):
+            load_channel(x[n, c], planes, ph, pw, pairs)
+            for tap in range(n_taps):
+                plane = planes[taps[tap, 0], taps[tap, 1]]
+                top, left = taps[tap, 2], taps[tap, 3]
+                to = col[n, c * n_taps + tap]
+                for p in range(p0, p1):
+                    dst = to[p * q_size:(p + 1) * q_size]
+                    src = plane[p + top, left:left + q_size]
                     for t in range(q_size):
                         dst[t] = src[t]
+        row += p1 - p0
 
 
 @njit(parallel=True, cache=True, fastmath=False)
-def _lower_padded(x, col, plane_shape, filter_shape, p_size, q_size, padding, dilation, threads):
-    """:func:`_lower_channels` over all channels, one run of them per thread, each with its plane."""
-    jobs = x.shape[0] * x.shape[1]
+def _lower(x, col, plane_shape, taps, p_size, q_size, ph, pw, threads):
+    """:func:`_lower_rows` over every (image, channel), one run of them per thread (``threads``),
+    each with its own planes."""
+    channels = x.shape[1]
+    jobs = x.shape[0] * channels
     chunks = min(jobs, threads)
     for chunk in prange(chunks):
-        plane = np.zeros(plane_shape, dtype=np.float32)
-        _lower_channels(x, col, plane, chunk_bounds(chunk, chunks, jobs), filter_shape, p_size,
-                        q_size, padding, dilation)
+        planes = np.zeros(plane_shape, dtype=np.float32)
+        pairs = pair_scratch(x, plane_shape[1])
+        start, stop = chunk_bounds(chunk, chunks, jobs)
+        for job in range(start, stop):
+            n, c = job // channels, job % channels
+            _lower_rows(x, col, planes, pairs, n * p_size, (n + 1) * p_size, c, c + 1,
+                        taps, p_size, q_size, ph, pw)
 
 
-@njit(cache=True, fastmath=False)
-def _lower_padded_serial(x, col, plane_shape, filter_shape, p_size, q_size, padding, dilation,
-                         threads):
-    """:func:`_lower_padded` in the calling thread (``threads`` unused)."""
-    plane = np.zeros(plane_shape, dtype=np.float32)
-    _lower_channels(x, col, plane, (0, x.shape[0] * x.shape[1]), filter_shape, p_size, q_size,
-                    padding, dilation)
-
-
-def _tap_table(problem, height, width, ph, pw):
-    """Where each filter tap ``(r, s)`` reads in an image of ``height x width`` that still lacks
-    ``(ph, pw)`` of padding, split into the stride's phases: one int64 row per tap, in ``r * S + s``
-    order, ``a, b, top, left, p_lo, p_hi, q_lo, q_hi``.
-
-    Output row ``p`` of tap ``r`` reads image row ``p*sh + r*dh - ph``; writing ``r*dh - ph`` as
-    ``top*sh + a`` with ``0 <= a < sh`` (Python's floor division), that is row ``p + top`` of row
-    phase ``a``. Only the output rows in ``[p_lo, p_hi)`` land inside the image; the others are
-    padding, zero. Columns alike: phase ``b``, offset ``left``, inside for ``[q_lo, q_hi)``.
-    Worked out once per problem, it leaves each of the lowering's jobs a few loads and no floor
-    division (LeNet-5's c5 has 400 jobs of one value each)."""
+def _tap_offsets(problem):
+    """Where each filter tap ``(r, s)`` reads in the padded input split into stride phases: one
+    int64 row per tap, in ``r * S + s`` order, ``a, b, top, left``. Output row ``p`` of tap ``r``
+    reads padded row ``p*sh + r*dh``; with ``r*dh = top*sh + a`` that is row ``p + top`` of row
+    phase ``a``. Columns alike."""
     (sh, sw), (dh, dw) = problem.stride, problem.dilation
-    table = np.empty((problem.r * problem.s, 8), dtype=np.int64)
-
-    def inside(offset, stride, size, out_size):
-        phase, start = offset % stride, offset // stride
-        held = -(-(size - phase) // stride)             # rows (or columns) of this phase
-        lo = min(out_size, max(0, -start))
-        return phase, start, lo, max(lo, min(out_size, held - start))
-
+    table = np.empty((problem.r * problem.s, 4), dtype=np.int64)
     for r in range(problem.r):
-        a, top, p_lo, p_hi = inside(r * dh - ph, sh, height, problem.p)
+        top, a = divmod(r * dh, sh)
         for s in range(problem.s):
-            b, left, q_lo, q_hi = inside(s * dw - pw, sw, width, problem.q)
-            table[r * problem.s + s] = (a, b, top, left, p_lo, p_hi, q_lo, q_hi)
+            left, b = divmod(s * dw, sw)
+            table[r * problem.s + s] = (a, b, top, left)
     return table
 
 
 def _plane_shape(problem):
-    """One channel, zero-bordered, as ``load_channel`` fills it at unit stride."""
-    return (1, 1, problem.h + 2 * problem.padding[0], problem.w + 2 * problem.padding[1])
+    """One channel, zero-bordered and split into its stride phases, as ``load_channel`` fills it."""
+    return stream_shape(problem, *problem.stride)[2:]
 
 
 def _is_pointwise(problem):
@@ -189,10 +142,30 @@ def _is_subsampling(problem):
 
 
 class Im2colGemmCPU:
-    """im2col lowering (numba, parallel) followed by SGEMM through BLAS; supports every problem."""
+    """im2col lowering (numba) followed by SGEMM through BLAS; supports every problem."""
 
     def supports(self, problem):
         return None
+
+    def row_shares(self, problem):
+        """How many threads lower and multiply their own output rows (see the module's notes); 1
+        where the lowering and the product are each spread over the threads instead."""
+        if _is_subsampling(problem) or problem.groups > 1:
+            return 1
+        threads = share_count(get_num_threads())
+        if (threads < 2 or problem.k > SHARED_ROWS_MAX_K
+                or problem.p * problem.q < SHARED_ROWS_MIN_PIXELS
+                or problem.flops < SHARED_ROWS_FLOPS):
+            return 1
+        return min(threads, problem.n * problem.p)
+
+    def _lowering_threads(self, problem):
+        """Threads that each hold one channel's planes while lowering (see ``prepare``)."""
+        shares = self.row_shares(problem)
+        if shares > 1:
+            return shares
+        col = 4 * problem.n * problem.c * problem.r * problem.s * problem.p * problem.q
+        return 1 if col < SERIAL_COPY_BYTES else min(get_num_threads(), problem.n * problem.c)
 
     def workspace_bytes(self, problem):
         if _is_pointwise(problem):
@@ -200,12 +173,9 @@ class Im2colGemmCPU:
         col = 4 * problem.n * problem.c * problem.r * problem.s * problem.p * problem.q
         if _is_subsampling(problem):
             return col
-        if problem.stride == (1, 1):     # and one zero-bordered channel per lowering thread
-            threads = (1 if col < SERIAL_COPY_BYTES
-                       else min(get_num_threads(), problem.n * problem.c))
-            return col + 4 * int(np.prod(_plane_shape(problem))) * threads
-        planes = 4 * int(np.prod(stream_shape(problem, *problem.stride)))
-        return col + planes + streams_scratch_bytes(problem, planes)
+        threads = self._lowering_threads(problem)
+        planes = 4 * int(np.prod(_plane_shape(problem))) * threads
+        return col + planes + pair_scratch_bytes(problem, problem.stride[1], threads)
 
     def prepare(self, problem, w):
         groups = problem.groups
@@ -225,8 +195,6 @@ class Im2colGemmCPU:
 
         col = np.empty((problem.n, problem.c * problem.r * problem.s, pixels), dtype=np.float32)
         col_grouped = col.reshape(problem.n, groups, rows, pixels)
-        lower_rows = _lower_serial if col.nbytes < SERIAL_COPY_BYTES else _lower
-
         if _is_subsampling(problem):
             (sh, sw) = problem.stride
             col_image = col.reshape(problem.n, problem.c, problem.p, problem.q)
@@ -234,25 +202,11 @@ class Im2colGemmCPU:
             def lower(x):
                 np.copyto(col_image, x[:, :, ::sh, ::sw])
             impl = "strided 1x1: subsampled"
-        elif problem.stride == (1, 1):   # rows from each channel in a zero-bordered plane
-            lower_padded = _lower_padded_serial if col.nbytes < SERIAL_COPY_BYTES else _lower_padded
-            plane = _plane_shape(problem)
-            filter_shape = (problem.r, problem.s)
-
-            def lower(x):
-                lower_padded(x, col, plane, filter_shape, problem.p, problem.q, problem.padding,
-                             problem.dilation, get_num_threads())
+        elif self.row_shares(problem) > 1:
+            return self._prepare_row_shares(problem, weights, col, out_shape)
+        else:
+            lower = self._lowering(problem, col)
             impl = "lowered"
-        else:   # from the padded input split into its stride phases
-            planes = np.zeros(stream_shape(problem, *problem.stride), dtype=np.float32)
-            taps = _tap_table(problem, problem.h + 2 * problem.padding[0],
-                              problem.w + 2 * problem.padding[1], 0, 0)
-            load = load_streams_serial if planes.nbytes < SERIAL_COPY_BYTES else load_streams
-
-            def lower(x):
-                load(x, planes, *problem.padding)
-                lower_rows(planes, col, taps, problem.p, problem.q)
-            impl = "lowered from stride phases"
 
         def multiply(x):
             out = np.empty(out_shape, dtype=np.float32)
@@ -261,6 +215,75 @@ class Im2colGemmCPU:
 
         run = pipeline(("lowering", lower), ("multiply", multiply), impl=impl)
         run.column_matrix = col     # what the lowering fills: (N, C*R*S, P*Q)
+        return run
+
+    @staticmethod
+    def _lowering(problem, col):
+        """``lower(x)`` filling all of ``col``: by one thread under :data:`SERIAL_COPY_BYTES`,
+        else one run of output rows per numba thread."""
+        taps, plane_shape = _tap_offsets(problem), _plane_shape(problem)
+        (ph, pw), p_size, q_size = problem.padding, problem.p, problem.q
+        if col.nbytes >= SERIAL_COPY_BYTES:
+            def lower(x):
+                _lower(x, col, plane_shape, taps, p_size, q_size, ph, pw, get_num_threads())
+            return lower
+        planes = np.zeros(plane_shape, dtype=np.float32)   # border zeroed once, here
+        pairs = np.empty(pair_scratch_bytes(problem, problem.stride[1], 1) // 4, np.float32)
+        rows = problem.n * p_size
+
+        def lower(x):
+            _lower_rows(x, col, planes, pairs, 0, rows, 0, problem.c, taps, p_size, q_size,
+                        ph, pw)
+        return lower
+
+    def _prepare_row_shares(self, problem, weights, col, out_shape):
+        """Each share lowers its run of output rows and multiplies them by the whole filter
+        matrix, with a one-thread BLAS (see the module's notes)."""
+        taps, plane_shape = _tap_offsets(problem), _plane_shape(problem)
+        (ph, pw), p_size, q_size = problem.padding, problem.p, problem.q
+        groups, rows = problem.groups, problem.n * p_size
+        col_grouped = col.reshape(problem.n, groups, -1, p_size * q_size)
+        count = self.row_shares(problem)
+        bounds = [rows * i // count for i in range(count + 1)]
+        shares = []
+        for first, stop in zip(bounds[:-1], bounds[1:]):
+            # the share's columns of each image it touches: (image, first column, last + 1)
+            pieces = [(n, max(first, n * p_size) % p_size * q_size,
+                       (min(stop, (n + 1) * p_size) - n * p_size) * q_size)
+                      for n in range(first // p_size, -(-stop // p_size))]
+            shares.append((first, stop, pieces, np.zeros(plane_shape, dtype=np.float32),
+                           np.empty(pair_scratch_bytes(problem, problem.stride[1], 1) // 4,
+                                    np.float32)))
+
+        def lower(x, share):
+            first, stop, _, planes, pairs = share
+            _lower_rows(x, col, planes, pairs, first, stop, 0, problem.c, taps, p_size, q_size,
+                        ph, pw)
+
+        def multiply(out, share):
+            for n, start, end in share[2]:
+                np.matmul(weights, col_grouped[n, :, :, start:end], out=out[n, :, :, start:end])
+
+        def whole(x, out, share):
+            lower(x, share)
+            multiply(out, share)
+
+        def run(x):
+            out = np.empty(out_shape, dtype=np.float32)
+            run_shares([partial(whole, x, out, share) for share in shares])
+            return out.reshape(problem.output_shape)
+
+        def multiply_all(x):
+            out = np.empty(out_shape, dtype=np.float32)
+            run_shares([partial(multiply, out, share) for share in shares])
+            return out.reshape(problem.output_shape)
+
+        # the per-stage breakdown times each stage over all shares; a call hands over once
+        run.stages = pipeline(
+            ("lowering", lambda x: run_shares([partial(lower, x, share) for share in shares])),
+            ("multiply", multiply_all)).stages
+        run.impl = f"lowered by output rows on {count} threads"
+        run.column_matrix = col
         return run
 
 
