@@ -190,6 +190,9 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, help="pin to this many cores (the sweep sets the "
                         "thread variables to match)")
     args = runner.parse_args(argv)
+    if not args.worker and not args.result:
+        runner.argparser.error("--result FILE is required: the validation findings are written "
+                               "there (the harness passes it; see convbench.runner)")
     if args.threads:
         pin_threads(args.threads)
         # pyperf would otherwise move its workers to the machine's isolated CPUs, if it has any

@@ -213,3 +213,13 @@ def test_killing_a_case_that_already_exited_is_not_an_error():
     proc = subprocess.Popen([sys.executable, "-c", "pass"], start_new_session=True)
     proc.wait()
     kill_group(proc.pid)            # os.killpg alone raises ProcessLookupError here
+
+
+def test_a_case_manager_without_a_result_file_says_so():
+    """The case module run by hand without ``--result`` stops at once with the reason, instead
+    of validating and then failing to write its findings (it once wrote ``None.tmp``)."""
+    proc = subprocess.run([sys.executable, "-m", "convbench._case", "--problem", "mb1ic3ih5oc4kh3",
+                           "--algo", "direct", "--backend", "cpu"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "--result FILE is required" in proc.stderr
