@@ -213,7 +213,7 @@ def test_rows_name_the_implementation_their_kernel_chose(smoke_run):
     patterns = {"winograd": r"channel-major|tile rows on \d threads?|tile-major stages",
                 "winograd4": r"channel-major|tile rows on \d threads?|tile-major stages",
                 "fft": r"\d+x\d+ transforms", "fft_tiled": r"(\d+)x\1 tiles, \d+ per image",
-                "im2col": r"lowered|lowered from stride phases|1x1: GEMM on the input|"
+                "im2col": r"lowered|lowered by output rows on \d threads?|1x1: GEMM on the input|"
                           r"strided 1x1: subsampled"}
     seen = set()
     for row in rows:

@@ -220,7 +220,7 @@ class Im2colGemmCPU:
     @staticmethod
     def _lowering(problem, col):
         """``lower(x)`` filling all of ``col``: by one thread under :data:`SERIAL_COPY_BYTES`,
-        else one run of output rows per numba thread."""
+        else one run of (image, channel) pairs per numba thread."""
         taps, plane_shape = _tap_offsets(problem), _plane_shape(problem)
         (ph, pw), p_size, q_size = problem.padding, problem.p, problem.q
         if col.nbytes >= SERIAL_COPY_BYTES:
