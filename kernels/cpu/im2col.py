@@ -27,9 +27,12 @@ measured the same or unclear by ``convbench ab`` on 16 layers, 10 % faster on Mo
 :data:`SHARED_ROWS_MIN_PIXELS`) is cut into one run of output rows per thread instead, and each
 thread lowers its own rows and multiplies them by the whole filter matrix with a one-thread BLAS
 (:func:`kernels.cpu._common.run_shares`), so each half of the column matrix is read by the core
-that wrote it. Why this helps is not settled: in the timing harness's worker processes the two
-stages one after the other took about 1.0 ms on res2a_branch2b where each alone took 0.10-0.14
-and 0.52-0.54 ms, while in one process the same sequence took 0.61-0.66 ms.
+that wrote it. On the CI machine (a 2-core VM) a core reading data the other core has just
+written is slow in some periods and not in others. In a slow one, res2a_branch2b's product (two
+OpenBLAS threads) took 0.53 ms alone, 0.68 ms after one thread had rewritten another buffer of
+the column matrix's size, and 1.19 ms after it had rewritten the column matrix itself; with a
+one-thread BLAS the product took the same time either way. Half an hour earlier the same
+sequences showed no such cost (0.65 against 0.72 ms).
 ``convbench ab``, shares against none: res2a_branch2b 16 % faster, the 13x13 layer 17 %,
 MobileNet v1's stem 22 %; GoogLeNet's inception_3a/5x5 and 3b/5x5 (784 pixels) 27 and 15 %
 slower (handing work to the pool thread and back costs about 50 us), hence the bounds; the other 12
