@@ -72,6 +72,9 @@ def test_im2col_workspace_is_the_column_matrix_and_a_plane_per_lowering_thread(m
                  "g2mb1ic64ih56oc64oh56kh3ph1"):
         assert im2col_module.im2col_gemm.row_shares(ConvProblem.parse(text)) == 1, text
     assert im2col_module.im2col_gemm.row_shares(ConvProblem.parse("mb1ic64ih46oc64kh3ph1")) == 2
+    # a batch of an image per thread: shares for any channel count, but not when small
+    assert im2col_module.im2col_gemm.row_shares(ConvProblem.parse("mb2ic64ih14oc128kh3ph1")) == 2
+    assert im2col_module.im2col_gemm.row_shares(ConvProblem.parse("mb2ic8ih14oc128kh3ph1")) == 1
     assert kernel.workspace_bytes(res4a) == 4 * 256 * 9 * 14 * 14 + 4 * 16 * 16 * 2
     reason = kernel.supports(vgg, memory_budget=4 * 2 ** 30)
     assert reason and "workspace 6.9 GiB" in reason and "4.0 GiB" in reason

@@ -23,12 +23,13 @@ into stride phases first and copied each row's inside part between zero-filled e
 measured the same or unclear by ``convbench ab`` on 16 layers, 10 % faster on MobileNet v1's stem
 (``ab/20261124T103734Z.json``, CI machine, AMD EPYC, two threads).
 
-**Row shares.** A layer with few output channels on a large image (:data:`SHARED_ROWS_MAX_K`,
-:data:`SHARED_ROWS_MIN_PIXELS`) is cut into one run of output rows per thread instead, and each
-thread lowers its own rows and multiplies them by the whole filter matrix with a one-thread BLAS
-(:func:`kernels.cpu._common.run_shares`), so each half of the column matrix is read by the core
-that wrote it. On the CI machine (a 2-core VM) a core reading data the other core has just
-written is slow in some periods and not in others. In a slow one, res2a_branch2b's product (two
+**Row shares.** A batch of at least one image per thread, and with fewer images a layer with
+few output channels on a large image (:data:`SHARED_ROWS_MAX_K`, :data:`SHARED_ROWS_MIN_PIXELS`),
+is cut into one run of output rows per thread instead (the rows of all images, one after
+another), and each thread lowers its own rows and multiplies them by the whole filter matrix with
+a one-thread BLAS (:func:`kernels.cpu._common.run_shares`), so each part of the column matrix is
+read by the core that wrote it. On the CI machine (a 2-core VM) a core reading data the other
+core has just written is slow in some periods and not in others. In a slow one, res2a_branch2b's product (two
 OpenBLAS threads) took 0.53 ms alone, 0.68 ms after one thread had rewritten another buffer of
 the column matrix's size, and 1.19 ms after it had rewritten the column matrix itself; with a
 one-thread BLAS the product took the same time either way. Half an hour earlier the same
@@ -40,6 +41,9 @@ layers the same or unclear (``ab/20261124T105655Z.json``). With the bounds, agai
 before both changes (``20261124T110504Z.json``, 20 layers): res2a_branch2b 17.6 % faster,
 MobileNet v1's stem 32.8 %, VGG-16 conv1_2 6.2 %; the 9x9 layer 8.2 % slower (+2.0 %, the same, in
 the run before); the others the same or unclear.
+At batch 8 (``20261124T112134Z.json``), seven layers with more than 64 output channels,
+the shares against the old path: res3a_branch2b 5.2 % and inception_3b/5x5 19.9 % faster,
+the others the same or unclear, none slower.
 
 A column matrix under ``SERIAL_COPY_BYTES`` (1 MiB) is lowered by one thread, as is the split of
 an input under that size: on the CI machine waking the other thread costs more than such a copy
@@ -60,9 +64,11 @@ from ..common import pipeline
 from ._common import (SERIAL_COPY_BYTES, chunk_bounds, load_channel, matmul_for, pair_scratch,
                       pair_scratch_bytes, run_shares, share_count, stream_shape)
 
-# Row shares (see the module's notes) for a problem with at most this many output channels, at
-# least this many output pixels per image and at least this many flops: the product then does
-# little arithmetic per lowered value, and each share has long rows to amortize the hand-over.
+# Row shares (see the module's notes) for a problem of at least this many flops, and with fewer
+# images than threads only with at most this many output channels and output pixels per image at
+# least this many: the product
+# then does little arithmetic per lowered value, and each share has long rows to amortize the
+# hand-over.
 SHARED_ROWS_MAX_K = 64
 SHARED_ROWS_MIN_PIXELS = 2048
 SHARED_ROWS_FLOPS = 20e6
@@ -156,9 +162,12 @@ class Im2colGemmCPU:
         if _is_subsampling(problem) or problem.groups > 1:
             return 1
         threads = share_count(get_num_threads())
-        if (threads < 2 or problem.k > SHARED_ROWS_MAX_K
-                or problem.p * problem.q < SHARED_ROWS_MIN_PIXELS
-                or problem.flops < SHARED_ROWS_FLOPS):
+        if threads < 2 or problem.flops < SHARED_ROWS_FLOPS:
+            return 1
+        if problem.n >= threads:          # an image or more per share
+            return threads
+        if (problem.k > SHARED_ROWS_MAX_K
+                or problem.p * problem.q < SHARED_ROWS_MIN_PIXELS):
             return 1
         return min(threads, problem.n * problem.p)
 
