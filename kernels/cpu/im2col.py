@@ -23,17 +23,17 @@ into stride phases first and copied each row's inside part between zero-filled e
 measured the same or unclear by ``convbench ab`` on 16 layers, 10 % faster on MobileNet v1's stem
 (``ab/20261124T103734Z.json``, CI machine, AMD EPYC, two threads).
 
-**Row shares.** A batch of at least one image per thread, and with fewer images a layer with
-few output channels on a large image (:data:`SHARED_ROWS_MAX_K`, :data:`SHARED_ROWS_MIN_PIXELS`),
-is cut into one run of output rows per thread instead (the rows of all images, one after
-another), and each thread lowers its own rows and multiplies them by the whole filter matrix with
-a one-thread BLAS (:func:`kernels.cpu._common.run_shares`), so each part of the column matrix is
-read by the core that wrote it. On the CI machine (a 2-core VM) a core reading data the other
-core has just written is slow in some periods and not in others. In a slow one, res2a_branch2b's product (two
-OpenBLAS threads) took 0.53 ms alone, 0.68 ms after one thread had rewritten another buffer of
-the column matrix's size, and 1.19 ms after it had rewritten the column matrix itself; with a
-one-thread BLAS the product took the same time either way. Half an hour earlier the same
-sequences showed no such cost (0.65 against 0.72 ms).
+**Row shares.** A batch of at least one image per thread, and with fewer images a layer with few
+output channels on a large image (:data:`SHARED_ROWS_MAX_K`, :data:`SHARED_ROWS_MIN_PIXELS`), is cut
+into one run of output rows per thread instead (the rows of all images, one after another), and each
+thread lowers its own rows and multiplies them by the whole filter matrix with a one-thread BLAS
+(:func:`kernels.cpu._common.run_shares`), so each part of the column matrix is read by the core that
+wrote it. On the CI machine (a 2-core VM) a core reading data the other core has just written is
+slow in some periods and not in others. In a slow one, res2a_branch2b's product (two OpenBLAS
+threads) took 0.53 ms alone, 0.68 ms after one thread had rewritten another buffer of the column
+matrix's size, and 1.19 ms after it had rewritten the column matrix itself; with a one-thread BLAS
+the product took the same time either way. Half an hour earlier the same sequences showed no such
+cost (0.65 against 0.72 ms).
 ``convbench ab``, shares against none: res2a_branch2b 16 % faster, the 13x13 layer 17 %,
 MobileNet v1's stem 22 %; GoogLeNet's inception_3a/5x5 and 3b/5x5 (784 pixels) 27 and 15 %
 slower (handing work to the pool thread and back costs about 50 us), hence the bounds; the other 12
