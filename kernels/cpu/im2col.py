@@ -61,7 +61,7 @@ import numpy as np
 from numba import get_num_threads, njit, prange
 
 from ..common import pipeline
-from ._common import (SERIAL_COPY_BYTES, chunk_bounds, load_channel, matmul_for, pair_scratch,
+from ._common import (SERIAL_COPY_BYTES, chunk_bounds, load_channel, matmul_for,
                       pair_scratch_bytes, run_shares, share_count, stream_shape)
 
 # Row shares (see the module's notes) for a problem of at least this many flops, and with fewer
@@ -101,20 +101,18 @@ def _lower_rows(x, col, planes, pairs, first, stop, c0, c1, taps, p_size, q_size
 
 
 @njit(parallel=True, cache=True, fastmath=False)
-def _lower(x, col, plane_shape, taps, p_size, q_size, ph, pw, threads):
-    """:func:`_lower_rows` over every (image, channel), one run of them per thread (``threads``),
-    each with its own planes."""
+def _lower(x, col, planes, pairs, taps, p_size, q_size, ph, pw, threads):
+    """:func:`_lower_rows` over every (image, channel), one run of them per thread (``threads``,
+    at most as many as there are planes), each with its own ``planes[i]`` and ``pairs[i]``."""
     channels = x.shape[1]
     jobs = x.shape[0] * channels
-    chunks = min(jobs, threads)
+    chunks = min(jobs, threads, planes.shape[0])
     for chunk in prange(chunks):
-        planes = np.zeros(plane_shape, dtype=np.float32)
-        pairs = pair_scratch(x, plane_shape[1])
         start, stop = chunk_bounds(chunk, chunks, jobs)
         for job in range(start, stop):
             n, c = job // channels, job % channels
-            _lower_rows(x, col, planes, pairs, n * p_size, (n + 1) * p_size, c, c + 1,
-                        taps, p_size, q_size, ph, pw)
+            _lower_rows(x, col, planes[chunk], pairs[chunk], n * p_size, (n + 1) * p_size, c,
+                        c + 1, taps, p_size, q_size, ph, pw)
 
 
 def _tap_offsets(problem):
@@ -135,6 +133,15 @@ def _tap_offsets(problem):
 def _plane_shape(problem):
     """One channel, zero-bordered and split into its stride phases, as ``load_channel`` fills it."""
     return stream_shape(problem, *problem.stride)[2:]
+
+
+def _channel_scratch(problem, count):
+    """``count`` sets of what one lowering thread needs, made in ``prepare``: a channel's
+    zero-bordered planes (the border stays zero, as every channel writes the same positions) and
+    ``load_channel``'s scratch for column pairs."""
+    planes = np.zeros((count,) + _plane_shape(problem), dtype=np.float32)
+    pairs = np.empty((count, pair_scratch_bytes(problem, problem.stride[1], 1) // 4), np.float32)
+    return planes, pairs
 
 
 def _is_pointwise(problem):
@@ -229,43 +236,40 @@ class Im2colGemmCPU:
         run.column_matrix = col     # what the lowering fills: (N, C*R*S, P*Q)
         return run
 
-    @staticmethod
-    def _lowering(problem, col):
+    def _lowering(self, problem, col):
         """``lower(x)`` filling all of ``col``: by one thread under :data:`SERIAL_COPY_BYTES`,
         else one run of (image, channel) pairs per numba thread."""
-        taps, plane_shape = _tap_offsets(problem), _plane_shape(problem)
+        taps = _tap_offsets(problem)
         (ph, pw), p_size, q_size = problem.padding, problem.p, problem.q
+        planes, pairs = _channel_scratch(problem, self._lowering_threads(problem))
         if col.nbytes >= SERIAL_COPY_BYTES:
             def lower(x):
-                _lower(x, col, plane_shape, taps, p_size, q_size, ph, pw, get_num_threads())
+                _lower(x, col, planes, pairs, taps, p_size, q_size, ph, pw, get_num_threads())
             return lower
-        planes = np.zeros(plane_shape, dtype=np.float32)   # border zeroed once, here
-        pairs = np.empty(pair_scratch_bytes(problem, problem.stride[1], 1) // 4, np.float32)
         rows = problem.n * p_size
 
         def lower(x):
-            _lower_rows(x, col, planes, pairs, 0, rows, 0, problem.c, taps, p_size, q_size,
+            _lower_rows(x, col, planes[0], pairs[0], 0, rows, 0, problem.c, taps, p_size, q_size,
                         ph, pw)
         return lower
 
     def _prepare_row_shares(self, problem, weights, col, out_shape):
         """Each share lowers its run of output rows and multiplies them by the whole filter
         matrix, with a one-thread BLAS (see the module's notes)."""
-        taps, plane_shape = _tap_offsets(problem), _plane_shape(problem)
+        taps = _tap_offsets(problem)
         (ph, pw), p_size, q_size = problem.padding, problem.p, problem.q
         groups, rows = problem.groups, problem.n * p_size
         col_grouped = col.reshape(problem.n, groups, -1, p_size * q_size)
         count = self.row_shares(problem)
         bounds = [rows * i // count for i in range(count + 1)]
+        planes, pairs = _channel_scratch(problem, count)
         shares = []
-        for first, stop in zip(bounds[:-1], bounds[1:]):
+        for first, stop, own_planes, own_pairs in zip(bounds[:-1], bounds[1:], planes, pairs):
             # the share's columns of each image it touches: (image, first column, last + 1)
             pieces = [(n, max(first, n * p_size) % p_size * q_size,
                        (min(stop, (n + 1) * p_size) - n * p_size) * q_size)
                       for n in range(first // p_size, -(-stop // p_size))]
-            shares.append((first, stop, pieces, np.zeros(plane_shape, dtype=np.float32),
-                           np.empty(pair_scratch_bytes(problem, problem.stride[1], 1) // 4,
-                                    np.float32)))
+            shares.append((first, stop, pieces, own_planes, own_pairs))
 
         def lower(x, share):
             first, stop, _, planes, pairs = share
