@@ -165,19 +165,33 @@ def _resume_options(args):
     args.quick = args.rigorous = False
     args.mode, args.check_only = stored["mode"], stored["check_only"]
     args.case_timeout = stored["case_timeout"]
-    budget = stored.get("memory_budget")
+    budget, limit = stored.get("memory_budget"), stored.get("workspace_limit")
     args.memory_budget = str(budget) if budget else None
+    args.workspace_limit = None if limit is None else str(limit)
     args.threads = ",".join(map(str, stored.get("threads") or [])) or None
     args.match = stored.get("match")
 
 
+def _size_option(flag, text, zero=False):
+    """Bytes from a size option's text, None when it was not given (ValueError naming it)."""
+    if text is None:
+        return None
+    try:
+        return parse_bytes(text, zero=zero)
+    except ValueError as error:
+        raise ValueError(f"{flag}: {error}") from None
+
+
 def _selection(shape_texts, args):
-    """The problems, backends, kernels and memory budget a command line names (ValueError if bad)."""
+    """The problems, backends, kernels and memory budget a command line names (ValueError if bad);
+    its workspace limit goes to ``args.limit`` (bytes or None)."""
     problems = [problem for text in shape_texts for problem in load_shapes(text, mb=args.mb)]
     problems = match_problems(problems, args.match, source=" ".join(shape_texts))
     backends_ = _names(args.backend) or usable_backends()
     kernels = select(_names(args.algo), backends_)
-    budget = parse_bytes(args.memory_budget) if args.memory_budget else None
+    budget = _size_option("--memory-budget", args.memory_budget)
+    args.limit = _size_option("--workspace-limit", getattr(args, "workspace_limit", None),
+                              zero=True)
     args.thread_counts = parse_threads(args.threads)
     return problems, backends_, kernels, budget
 
@@ -197,10 +211,10 @@ def cmd_run(args):
         return EXIT_USAGE
     options = SweepOptions(shapes=args.shapes, algos=_names(args.algo), backends=backends_,
                            mb=args.mb, mode=mode, seed=args.seed, memory_budget=budget,
-                           case_timeout=args.case_timeout, check_only=args.check_only,
-                           threads=args.thread_counts, match=args.match)
-    print(f"convbench: {len(problems)} problems x {len(kernels)} kernels, mode {mode}"
-          + (f", CPU threads {args.threads}" if args.thread_counts else ""), file=sys.stderr)
+                           workspace_limit=args.limit, case_timeout=args.case_timeout,
+                           check_only=args.check_only, threads=args.thread_counts,
+                           match=args.match)
+    _print_plan("convbench", problems, kernels, options)
     _print_environment(kernels)
     started = {}
     try:
@@ -227,6 +241,14 @@ def cmd_run(args):
     if failures:
         print(f"\n{failures}")
     return 1 if failures else 0
+
+
+def _print_plan(command, problems, kernels, options):
+    """What a sweep is about to do, on stderr, before it starts."""
+    print(f"{command}: {len(problems)} problems x {len(kernels)} kernels, mode {options.mode}"
+          + (f", CPU threads {','.join(map(str, options.threads))}" if options.threads else "")
+          + (f", workspace limit {format_bytes(options.workspace_limit)}"
+             if options.workspace_limit is not None else ""), file=sys.stderr)
 
 
 def _print_environment(kernels):
@@ -289,10 +311,10 @@ def cmd_find(args):
     mode = "quick" if args.quick else args.mode
     options = SweepOptions(shapes=" ".join(args.problems), algos=_names(args.algo),
                            backends=backends_, mb=args.mb, mode=mode, seed=args.seed,
-                           memory_budget=budget, case_timeout=args.case_timeout,
-                           threads=args.thread_counts, match=args.match)
-    print(f"convbench find: {len(problems)} problems x {len(kernels)} kernels, mode {mode}"
-          + (f", CPU threads {args.threads}" if args.thread_counts else ""), file=sys.stderr)
+                           memory_budget=budget, workspace_limit=args.limit,
+                           case_timeout=args.case_timeout, threads=args.thread_counts,
+                           match=args.match)
+    _print_plan("convbench find", problems, kernels, options)
     _print_environment(kernels)
     started = {}
     try:
@@ -458,6 +480,8 @@ def cmd_show(args):
         for key, value in ((key, options.get(key)) for key in ("shapes", "match", "mb", "algos",
                                                                "threads", "mode"))
         if value not in (None, [], ""))
+    if options.get("workspace_limit") is not None:
+        chosen += f", workspace limit {format_bytes(options['workspace_limit'])}"
     print(f"{path}\nmachine {document['machine'].get('machine_id')}, commit "
           f"{git.get('commit', '?')[:10]}{' (dirty)' if git.get('dirty') else ''}, "
           f"created {document.get('created')}; {chosen}"
@@ -594,7 +618,7 @@ def _ab_settings(args):
     for name in ("processes", "rounds", "min_time"):
         if getattr(args, name) is not None:
             effort[name] = getattr(args, name)
-    budget = parse_bytes(args.memory_budget) if args.memory_budget else None
+    budget = _size_option("--memory-budget", args.memory_budget)
     return ABSettings(**effort, min_change=args.min_change, alpha=args.alpha, seed=args.seed,
                       memory_budget=budget, case_timeout=args.case_timeout,
                       changed_only=args.changed_only, threads=args.threads)
@@ -646,7 +670,11 @@ def cmd_history(args):
     return 0
 
 
-SELECTION = ("shapes", "match", "mb", "algos", "backends", "threads")   # what a run chose to time
+WORKSPACE_LIMIT_HELP = ("e.g. 16M or 0: kernels that need more workspace than this are SKIPPED with "
+                        "their figure, as cuDNN's find with a workspace size (default: no limit)")
+
+# what a run chose to time
+SELECTION = ("shapes", "match", "mb", "algos", "backends", "threads", "workspace_limit")
 
 
 def latest_alike(candidates, path):
@@ -726,6 +754,7 @@ def build_parser():
     run.add_argument("--rigorous", action="store_true", help="same as --mode rigorous")
     run.add_argument("--seed", type=int, default=0, help="seed of the input fills")
     run.add_argument("--memory-budget", help="e.g. 4G; default half the memory available now")
+    run.add_argument("--workspace-limit", metavar="SIZE", help=WORKSPACE_LIMIT_HELP)
     run.add_argument("--case-timeout", type=float, default=DEFAULT_CASE_TIMEOUT,
                      help="seconds one case may take before it is killed (TIMEOUT row)")
     run.add_argument("--resume", type=Path,
@@ -762,6 +791,7 @@ def build_parser():
     find.add_argument("--quick", action="store_true", help="same as --mode quick")
     find.add_argument("--seed", type=int, default=0, help="seed of the input fills")
     find.add_argument("--memory-budget", help="e.g. 4G; default half the memory available now")
+    find.add_argument("--workspace-limit", metavar="SIZE", help=WORKSPACE_LIMIT_HELP)
     find.add_argument("--case-timeout", type=float, default=DEFAULT_CASE_TIMEOUT,
                       help="seconds one case may take before it is killed (TIMEOUT row)")
     find.add_argument("--threads", metavar="N[,N...]",

@@ -34,8 +34,8 @@ def format_bytes(count: float) -> str:
     return f"{count / 1024:.1f} GiB"
 
 
-def parse_bytes(text: str) -> int:
-    """'512M', '2G', '1.5GiB', '1000000' -> bytes."""
+def parse_bytes(text: str, zero=False) -> int:
+    """'512M', '2G', '1.5GiB', '1000000' -> bytes; '0' only with ``zero``."""
     units = {"": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3, "T": 1024 ** 4}
     cleaned = text.strip().upper().removesuffix("IB").removesuffix("B")
     number, unit = cleaned, ""
@@ -45,6 +45,6 @@ def parse_bytes(text: str) -> int:
         value = float(number) * units[unit]
     except ValueError:
         raise ValueError(f"cannot read memory size {text!r}; use e.g. 512M, 2G or a byte count") from None
-    if value <= 0:
-        raise ValueError(f"memory size must be positive, got {text!r}")
+    if value < 0 or (value == 0 and not zero):
+        raise ValueError(f"memory size must be {'0 or more' if zero else 'positive'}, got {text!r}")
     return int(value)

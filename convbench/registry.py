@@ -196,10 +196,12 @@ class Kernel:
         """Input, weights, output and workspace, in bytes."""
         return problem.bytes_float32() + self.workspace_bytes(problem)
 
-    def supports(self, problem, memory_budget=None):
+    def supports(self, problem, memory_budget=None, workspace_limit=None):
         """None when this kernel can run ``problem`` here within the memory budget, else why not.
 
-        ``memory_budget`` defaults to half the memory available now.
+        ``memory_budget`` defaults to half the memory available now. ``workspace_limit`` (bytes,
+        none by default) refuses a kernel whose workspace is larger, as cuDNN's find does when it
+        is given a workspace size: the peers report none (their libraries keep their own).
         """
         if self.unavailable_reason:
             return self.unavailable_reason
@@ -207,10 +209,14 @@ class Kernel:
         if reason:
             return reason
         budget = default_budget() if memory_budget is None else memory_budget
+        workspace = self.workspace_bytes(problem)
         need = self.memory_needed(problem)
         if need > budget:
-            return (f"needs {format_bytes(need)} (workspace {format_bytes(self.workspace_bytes(problem))})"
-                    f", over the memory budget of {format_bytes(budget)}")
+            return (f"needs {format_bytes(need)} (workspace {format_bytes(workspace)}), over the "
+                    f"memory budget of {format_bytes(budget)}")
+        if workspace_limit is not None and workspace > workspace_limit:
+            return (f"workspace {format_bytes(workspace)}, over the workspace limit of "
+                    f"{format_bytes(workspace_limit)}")
         return None
 
     def prepare(self, problem, w, memory_budget=None):

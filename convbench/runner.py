@@ -46,6 +46,7 @@ class SweepOptions:
     mode: str = "default"
     seed: int = 0
     memory_budget: int | None = None
+    workspace_limit: int | None = None   # bytes; kernels with a larger workspace are SKIPPED
     case_timeout: float = DEFAULT_CASE_TIMEOUT
     check_only: bool = False
     threads: list | None = None   # CPU cases run once per count, pinned to that many cores
@@ -54,8 +55,8 @@ class SweepOptions:
     def as_dict(self):
         return {"shapes": self.shapes, "algos": self.algos, "backends": self.backends, "mb": self.mb,
                 "mode": self.mode, "seed": self.seed, "memory_budget": self.memory_budget,
-                "case_timeout": self.case_timeout, "check_only": self.check_only,
-                "threads": self.threads, "match": self.match}
+                "workspace_limit": self.workspace_limit, "case_timeout": self.case_timeout,
+                "check_only": self.check_only, "threads": self.threads, "match": self.match}
 
     def thread_counts(self, kernel):
         """The thread counts ``kernel`` runs at: each of ``threads`` on the CPU, else once with
@@ -324,7 +325,7 @@ def sweep(problems, kernels, options, out_dir=DEFAULT_RESULTS_DIR, resume=None, 
         for problem, kernel, threads, row in cases:
             if case_key(row) in finished:
                 continue
-            reason = kernel.supports(problem, budget)
+            reason = kernel.supports(problem, budget, options.workspace_limit)
             if not reason:
                 reason = _check_case_memory(problem, kernel, budget)
             if reason:

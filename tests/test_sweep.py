@@ -108,7 +108,9 @@ def test_pyperf_json_beside_results_is_readable_by_pyperf(smoke_run):
     (["--shapes", "nosuchset"], "unknown shape set 'nosuchset'"),
     (["--algo", "magic"], "unknown algorithm 'magic'; valid: "),
     (["--backend", "tpu"], "unknown backend 'tpu'; valid: cpu"),
-    (["--memory-budget", "lots"], "cannot read memory size 'lots'"),
+    (["--memory-budget", "lots"], "--memory-budget: cannot read memory size 'lots'"),
+    (["--memory-budget", "0"], "--memory-budget: memory size must be positive, got '0'"),
+    (["--workspace-limit=-1M"], "--workspace-limit: memory size must be 0 or more, got '-1M'"),
     (["--shapes", "smoke", "--match", "(3x3"], "--match '(3x3' is not a valid regular expression"),
     (["--shapes", "smoke", "--match", "7x7"], "--match '7x7' matches no problem of smoke"),
 ])
@@ -268,6 +270,45 @@ def test_find_adds_up_a_counted_network(tmp_path):
     assert fields[:2] == ["tiny", "cpu"]
     assert float(fields[6]) == pytest.approx(best_ms, rel=1e-3, abs=1e-4)
     assert "2/2" in fields and "5" in fields         # both layers timed, 3 + 2 convolutions
+
+
+def test_workspace_limit_skips_larger_workspaces_and_resume_keeps_it(tmp_path):
+    """Each case is SKIPPED with its figure exactly when its workspace is over the limit (chosen
+    between the kernels' workspaces so that both sides are there), and ``--resume`` keeps it."""
+    problems = load_shapes("smoke")
+    kernels = select(["direct", "im2col", "fft", "winograd"], ["cpu"])
+    sizes = sorted({kernel.workspace_bytes(problem) for problem in problems
+                    for kernel in kernels if not kernel.impl.supports(problem)})
+    limit = sizes[len(sizes) // 2]
+    proc = run_cli("run", "--shapes", "smoke", "--algo", "direct,im2col,fft,winograd",
+                   "--backend", "cpu", "--check-only", "--workspace-limit", str(limit),
+                   "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert "workspace limit" in proc.stderr
+    path, = only_results(tmp_path)
+    document = read_document(path)
+    assert document["options"]["workspace_limit"] == limit
+    over = 0
+    for row in document["rows"]:
+        problem = ConvProblem.parse(row["descriptor"])
+        kernel = next(k for k in kernels if k.spec.algo == row["algo"])
+        if kernel.impl.supports(problem):
+            continue                                  # skipped for its own reason
+        workspace = kernel.workspace_bytes(problem)
+        if workspace > limit:
+            over += 1
+            assert row["status"] == "SKIPPED" and "over the workspace limit of" in row["reason"]
+        else:
+            assert row["status"] == "PASSED", row
+    assert 0 < over < len(document["rows"])
+
+    statuses = [row["status"] for row in document["rows"]]
+    document["rows"], document["complete"] = [], False   # as if interrupted at once
+    path.write_text(json.dumps(document))
+    assert run_cli("run", "--resume", str(path)).returncode == 0
+    again = read_document(path)
+    assert again["options"]["workspace_limit"] == limit
+    assert [row["status"] for row in again["rows"]] == statuses
 
 
 def test_find_refuses_a_bad_descriptor_before_running_anything(tmp_path):
