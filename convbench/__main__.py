@@ -1,5 +1,5 @@
-"""Command line: ``python -m convbench run | find | list | show | report | compare | ab | history
-| export``."""
+"""Command line: ``python -m convbench run | find | list | show | report | compare | ab | bisect
+| history | export``."""
 
 from __future__ import annotations
 
@@ -555,11 +555,8 @@ def ab_progress(result, done, total):
 
 
 def cmd_ab(args):
-    from datetime import datetime, timezone
-
     from .ab import (ABError, ABSettings, read_ab, regressions, render, resolve_tree,
                      resume_trees, run_ab, summarize)
-    from .machine import machine_id
 
     previous = None
     try:
@@ -569,12 +566,7 @@ def cmd_ab(args):
             args.shapes, args.mb = stored["shapes"], stored["mb"]
             args.algo, args.backend = stored["algo"], ",".join(stored["backends"])
             args.match = stored.get("match")
-        problems = match_problems(load_shapes(args.shapes, mb=args.mb), args.match,
-                                  source=args.shapes)
-        backends_ = _names(args.backend) or usable_backends()
-        kernels = select(_names(args.algo), backends_)
-        if not args.algo:  # peers are not ours to change; name them with --algo to time them
-            kernels = [kernel for kernel in kernels if not kernel.spec.peer]
+        problems, backends_, kernels = _ab_cases(args)
         if previous:
             trees = resume_trees(previous)
             settings = ABSettings(**previous["settings"])
@@ -584,14 +576,8 @@ def cmd_ab(args):
     except (ValueError, ABError) as error:
         print(f"convbench ab: {error}", file=sys.stderr)
         return EXIT_USAGE
-    if settings.processes < 3 or settings.rounds < 1:
-        print("convbench ab: --processes must be at least 3 and --rounds at least 1 (the "
-              "interval is taken over process pairs)", file=sys.stderr)
-        return EXIT_USAGE
-    out = args.resume or args.out or (DEFAULT_RESULTS_DIR / machine_id() / "ab" /
-                                      f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json")
-    options = {"shapes": args.shapes, "mb": args.mb, "algo": args.algo, "backends": backends_,
-               "match": args.match}
+    out = args.resume or args.out or _stamped_path("ab")
+    options = _ab_options(args, backends_)
     print(f"convbench ab: base = {trees['base'].label}, new = {trees['new'].label}; "
           f"{len(problems)} problems x {len(kernels)} kernels, {settings.processes} process pairs "
           f"x {settings.rounds} rounds per case", file=sys.stderr)
@@ -607,8 +593,73 @@ def cmd_ab(args):
     print(f"\n{summarize(results, settings.min_change)}")
     bad = regressions(results)
     print(f"saved: {out}")
+    base_commit, new_commit = trees["base"].commit, trees["new"].commit
+    if bad and base_commit and new_commit:
+        algos = ",".join(sorted({result.algo for result in bad}))
+        print(f"to find the commit between them that did it:\n  python -m convbench bisect "
+              f"--good {base_commit[:10]} --bad {new_commit[:10]} --shapes {args.shapes} "
+              f"--algo {algos}" + (f" --match '{args.match}'" if args.match else "")
+              + (f" --mb {args.mb}" if args.mb else ""))
     print("verdict: REGRESSION" if bad else "verdict: no significant slowdown or new failure")
     return 1 if bad else 0
+
+
+def _bisect_progress(kind, version, results, step):
+    from .ab import regressions
+
+    title = "good against the code of bad" if kind == "confirm" else f"step {step}"
+    verdict = "a regression" if regressions(results) else "not slower"
+    print(f"{title}: {version.label[:60]}  ->  {verdict}", file=sys.stderr, flush=True)
+    for done, result in enumerate(results, 1):
+        ab_progress(result, done, len(results))
+
+
+def cmd_bisect(args):
+    from .ab import ABError
+    from .bisect import bisect
+
+    try:
+        problems, backends_, kernels = _ab_cases(args)
+        settings = _ab_settings(args)
+    except ValueError as error:
+        print(f"convbench bisect: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    out = args.out or _stamped_path("bisect")
+    print(f"convbench bisect: {args.good} (good) .. {args.bad} (bad); {len(problems)} problems x "
+          f"{len(kernels)} kernels, {settings.processes} process pairs x {settings.rounds} rounds "
+          f"per case", file=sys.stderr)
+    _print_environment(kernels)
+    try:
+        document = bisect(problems, kernels, args.good, args.bad, settings, out=out,
+                          report=_bisect_progress, options=_ab_options(args, backends_))
+    except ABError as error:
+        print(f"convbench bisect: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"\nconvbench bisect: interrupted; the steps so far are in {out}", file=sys.stderr)
+        return 130
+    versions = document["versions"]
+    print(f"{len(versions)} commit(s) from {document['good'][:10]} to {document['bad'][:10]} "
+          f"change the code of the chosen kernels")
+    print(f"saved: {out}")
+    culprit = document["culprit"]
+    if not culprit:
+        print(f"verdict: {document['outcome']}")
+        return 0
+    from .ab import CaseResult, render
+    found = next((step for step in reversed(document["steps"])
+                  if step["commit"] == culprit["commit"]), document["confirm"])
+    print(render([CaseResult(**case) for case in found["cases"]]))
+    print(f"first slower commit: {culprit['commit'][:10]} {culprit['subject']} (changes "
+          f"{', '.join(culprit['changed'])}); the last not slower: "
+          f"{document['last_good'][:10]}")
+    algos = sorted({case["algo"] for case in found["cases"]})
+    print(f"to check it alone:\n  python -m convbench ab --base {document['last_good'][:10]} "
+          f"--new {culprit['commit'][:10]} --shapes {args.shapes} --algo {','.join(algos)}"
+          + (f" --match '{args.match}'" if args.match else "") + (f" --mb {args.mb}" if args.mb
+                                                                   else ""))
+    print("verdict: REGRESSION")
+    return 1
 
 
 def _ab_settings(args):
@@ -619,9 +670,40 @@ def _ab_settings(args):
         if getattr(args, name) is not None:
             effort[name] = getattr(args, name)
     budget = _size_option("--memory-budget", args.memory_budget)
-    return ABSettings(**effort, min_change=args.min_change, alpha=args.alpha, seed=args.seed,
-                      memory_budget=budget, case_timeout=args.case_timeout,
-                      changed_only=args.changed_only, threads=args.threads)
+    settings = ABSettings(**effort, min_change=args.min_change, alpha=args.alpha, seed=args.seed,
+                          memory_budget=budget, case_timeout=args.case_timeout,
+                          changed_only=getattr(args, "changed_only", False), threads=args.threads)
+    if settings.processes < 3 or settings.rounds < 1:
+        raise ValueError("--processes must be at least 3 and --rounds at least 1 (the interval "
+                         "is taken over process pairs)")
+    return settings
+
+
+def _ab_cases(args):
+    """The problems, backends and kernels an ``ab`` or ``bisect`` command line names (ValueError
+    if bad); the peers only where ``--algo`` names them, as they are not ours to change."""
+    problems = match_problems(load_shapes(args.shapes, mb=args.mb), args.match,
+                              source=args.shapes)
+    backends_ = _names(args.backend) or usable_backends()
+    kernels = select(_names(args.algo), backends_)
+    if not args.algo:
+        kernels = [kernel for kernel in kernels if not kernel.spec.peer]
+    return problems, backends_, kernels
+
+
+def _ab_options(args, backends_):
+    """What selected the cases, as ``ab`` and ``bisect`` files keep it (for ``--resume``)."""
+    return {"shapes": args.shapes, "mb": args.mb, "algo": args.algo, "backends": backends_,
+            "match": args.match}
+
+
+def _stamped_path(kind):
+    """``results/<machine-id>/<kind>/<UTC time>.json``."""
+    from datetime import datetime, timezone
+
+    from .machine import machine_id
+    return (DEFAULT_RESULTS_DIR / machine_id() / kind
+            / f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json")
 
 
 def history_paths(paths):
@@ -734,6 +816,35 @@ def _match_argument(parser):
                              "finds (re.search), e.g. 'res[34]a' or 'kh3ph1'")
 
 
+def _add_ab_arguments(parser):
+    """The case selection, timing and verdict options ``ab`` and ``bisect`` share."""
+    parser.add_argument("--shapes", default="default",
+                        help=f"a shipped set ({', '.join(shape_sets())}), a file of descriptors "
+                             f"or one descriptor")
+    _match_argument(parser)
+    parser.add_argument("--algo", help="comma-separated algorithms (default: all but the peers)")
+    parser.add_argument("--backend", help="comma-separated backends (default: those usable here)")
+    parser.add_argument("--mb", type=int, help="rescale every problem to this batch size")
+    parser.add_argument("--processes", type=int,
+                        help="worker pairs per case (default 6; quick 3)")
+    parser.add_argument("--rounds", type=int,
+                        help="timed values per side and pair (default 6; quick 4)")
+    parser.add_argument("--min-time", type=float,
+                        help="seconds one value lasts at least (default 0.05; quick 0.02)")
+    parser.add_argument("--quick", action="store_true", help="fewer processes and rounds")
+    parser.add_argument("--min-change", type=float, default=0.05,
+                        help="smallest relative change that can count (default 0.05)")
+    parser.add_argument("--alpha", type=float, default=0.05,
+                        help="1 - confidence level of the ratio's interval (default 0.05)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--memory-budget", help="e.g. 4G; default half the memory available now")
+    parser.add_argument("--case-timeout", type=float, default=DEFAULT_CASE_TIMEOUT,
+                        help="seconds one case (both versions) may take")
+    parser.add_argument("--threads", type=int,
+                        help="pin both versions to this many CPUs and threads (1 is far less noisy "
+                             "on a shared machine, but cannot see a change in parallel scaling)")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="convbench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -838,37 +949,25 @@ def build_parser():
     ab.add_argument("--new", default=".",
                     help="git revision of the new version, or . for this working tree with its "
                          "uncommitted changes (default)")
-    ab.add_argument("--shapes", default="default",
-                    help=f"a shipped set ({', '.join(shape_sets())}), a file of descriptors or "
-                         f"one descriptor")
-    _match_argument(ab)
-    ab.add_argument("--algo", help="comma-separated algorithms (default: all but the peers)")
-    ab.add_argument("--backend", help="comma-separated backends (default: those usable here)")
-    ab.add_argument("--mb", type=int, help="rescale every problem to this batch size")
-    ab.add_argument("--processes", type=int, help="worker pairs per case (default 6; quick 3)")
-    ab.add_argument("--rounds", type=int, help="timed values per side and pair (default 6; quick 4)")
-    ab.add_argument("--min-time", type=float, help="seconds one value lasts at least "
-                                                   "(default 0.05; quick 0.02)")
-    ab.add_argument("--quick", action="store_true", help="fewer processes and rounds")
-    ab.add_argument("--min-change", type=float, default=0.05,
-                    help="smallest relative change that can count (default 0.05)")
-    ab.add_argument("--alpha", type=float, default=0.05,
-                    help="1 - confidence level of the ratio's interval (default 0.05)")
-    ab.add_argument("--seed", type=int, default=0)
-    ab.add_argument("--memory-budget", help="e.g. 4G; default half the memory available now")
-    ab.add_argument("--case-timeout", type=float, default=DEFAULT_CASE_TIMEOUT,
-                    help="seconds one case (both versions) may take")
+    _add_ab_arguments(ab)
     ab.add_argument("--changed-only", action="store_true",
                     help="only kernels whose source differs between the two versions")
-    ab.add_argument("--threads", type=int,
-                    help="pin both versions to this many CPUs and threads (1 is far less noisy "
-                         "on a shared machine, but cannot see a change in parallel scaling)")
     ab.add_argument("--out", type=Path, help="JSON file for the comparison (default "
                                              "results/<machine-id>/ab/<time>.json)")
     ab.add_argument("--resume", type=Path, metavar="FILE",
                     help="finish an interrupted comparison with its own trees and options")
     ab.add_argument("--markdown", action="store_true", help="Markdown table for a pull request")
     ab.set_defaults(func=cmd_ab)
+
+    bisect = sub.add_parser("bisect", help="the commit that made a kernel slower: ab's timing "
+                                           "as the test of a binary search; exit 1 when found")
+    bisect.add_argument("--good", required=True, help="a git revision whose kernels were fast")
+    bisect.add_argument("--bad", default="HEAD",
+                        help="a later git revision whose kernels are slower (default HEAD)")
+    _add_ab_arguments(bisect)
+    bisect.add_argument("--out", type=Path, help="JSON file of the search (default "
+                                                 "results/<machine-id>/bisect/<time>.json)")
+    bisect.set_defaults(func=cmd_bisect)
 
     report = sub.add_parser("report", help="Markdown/HTML report with figures")
     report.add_argument("results", type=Path, nargs="*",
