@@ -12,7 +12,11 @@ from convbench.registry import get_kernel
 from convbench.shapes import load_shapes
 from .test_ab import PROBLEM, REPO, SLOW, _git
 
-FAST = ABSettings(processes=3, rounds=2, min_time=0.01, case_timeout=300)
+# One thread, pinned: at two, a call of this tiny problem took 16 us in some worker processes and
+# 89 us in others (waking numba's second thread), so three process pairs could call an unchanged
+# kernel 5x slower. And only a change of 2x or more counts: the slowdown (a 5 ms sleep) is far more.
+FAST = ABSettings(processes=3, rounds=2, min_time=0.01, case_timeout=300, min_change=1.0,
+                  threads=1)
 
 
 def _append(root, text, message, path="kernels/cpu/direct.py"):
