@@ -75,6 +75,14 @@ REGISTRY = (
     # measured max 3.0e-6, median 2.3e-6 (9 3x3 layers) -> 1e-5
     KernelSpec("winograd4", "cpu", "kernels.cpu.winograd:winograd_f4x4_3x3", 1e-5, False,
                ("numba",), summary="Winograd F(4x4,3x3): numba transforms, 36 SGEMMs through BLAS"),
+    # 5x5 layers of googlenet, alexnet, lenet5, deepbench and smoke (22, --check-only, batch as in
+    # the sets, AMD CI machine): measured max 5.1e-6, median 1.5e-6 -> 2e-5. The error grows with
+    # the channels summed: the largest are DeepBench's 832-channel 7x7 layers and 512-channel 14x14
+    KernelSpec("winograd_5x5", "cpu", "kernels.cpu.winograd:winograd_f2x2_5x5", 2e-5, False,
+               ("numba",), summary="Winograd F(2x2,5x5): numba transforms, 36 SGEMMs through BLAS"),
+    # the same 22: measured max 1.05e-5, median 2.7e-6 -> 5e-5 (constants up to 21/4 and 1/90)
+    KernelSpec("winograd4_5x5", "cpu", "kernels.cpu.winograd:winograd_f4x4_5x5", 5e-5, False,
+               ("numba",), summary="Winograd F(4x4,5x5): numba transforms, 64 SGEMMs through BLAS"),
     # Peers: what a user would call instead. Tolerances are set like ours (see above); oneDNN and
     # cuDNN may pick Winograd or FFT themselves.
     KernelSpec("torch", "cpu", "kernels.peers.torch_conv:torch_cpu", 1e-5, False, ("torch",),
@@ -95,6 +103,10 @@ REGISTRY = (
                ("cupy", "gpu"), summary="Winograd F(2x2,3x3): CUDA transforms, batched SGEMM"),
     KernelSpec("winograd4", "gpu", "kernels.gpu.winograd:winograd_f4x4_3x3", 1e-5, False,
                ("cupy", "gpu"), summary="Winograd F(4x4,3x3): CUDA transforms, batched SGEMM"),
+    KernelSpec("winograd_5x5", "gpu", "kernels.gpu.winograd:winograd_f2x2_5x5", 2e-5, False,
+               ("cupy", "gpu"), summary="Winograd F(2x2,5x5): CUDA transforms, batched SGEMM"),
+    KernelSpec("winograd4_5x5", "gpu", "kernels.gpu.winograd:winograd_f4x4_5x5", 5e-5, False,
+               ("cupy", "gpu"), summary="Winograd F(4x4,5x5): CUDA transforms, batched SGEMM"),
     KernelSpec("torch", "gpu", "kernels.peers.torch_conv:torch_gpu", 1e-5, False,
                ("torch", "cupy", "gpu"), peer=True,
                summary="PyTorch conv2d (cuDNN, benchmark mode, TF32 off)"),

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-ALGO_ORDER = ["direct", "im2col", "fft", "fft_tiled", "winograd", "winograd4", "torch", "scipy"]
+ALGO_ORDER = ["direct", "im2col", "fft", "fft_tiled", "winograd", "winograd4", "winograd_5x5",
+              "winograd4_5x5", "torch", "scipy"]
 
 
 def _label(frame):

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import scipy.fft
 
-from .winograd_transforms import TRANSFORMS
+from .winograd_transforms import transforms
 
 
 def blas_libraries():
@@ -52,16 +52,16 @@ def fft_workspace_bytes(problem):
         2 * n * c + 2 * n * k + k * (c // groups))
 
 
-def winograd_unsupported(m, problem):
+def winograd_unsupported(m, problem, r=3):
     problems = []
-    if (problem.r, problem.s) != (3, 3):
+    if (problem.r, problem.s) != (r, r):
         problems.append(f"a {problem.r}x{problem.s} filter")
     if problem.stride != (1, 1):
         problems.append(f"stride {problem.stride[0]}x{problem.stride[1]}")
     if problem.dilation != (1, 1):
         problems.append(f"dilation {problem.dilation[0]}x{problem.dilation[1]}")
     if problems:
-        return (f"Winograd F({m}x{m},3x3) needs a 3x3 filter, stride 1 and no dilation; "
+        return (f"Winograd F({m}x{m},{r}x{r}) needs a {r}x{r} filter, stride 1 and no dilation; "
                 f"this problem has {', '.join(problems)}")
     return None
 
@@ -71,10 +71,10 @@ def winograd_tiles(m, problem):
     return -(-problem.p // m), -(-problem.q // m)
 
 
-def winograd_filter_transform(m, problem, w):
+def winograd_filter_transform(m, problem, w, r=3):
     """U[a*alpha + b, g, k, c] = (G w[k, c] G^T)[a, b], computed in float64, returned as float32."""
-    g_matrix = np.array(TRANSFORMS[m]["G"], dtype=np.float64)
-    alpha, groups = m + 2, problem.groups
+    g_matrix = np.array(transforms(m, r)["G"], dtype=np.float64)
+    alpha, groups = m + r - 1, problem.groups
     u = np.einsum("ar,kcrs,bs->abkc", g_matrix, np.asarray(w, dtype=np.float64), g_matrix)
     return np.ascontiguousarray(u.reshape(alpha * alpha, groups, problem.k // groups,
                                           problem.c // groups).astype(np.float32))

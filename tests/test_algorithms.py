@@ -7,19 +7,22 @@ from numba import get_num_threads
 from convbench import ConvProblem, get_kernel
 from convbench.accuracy import make_inputs
 from kernels.cpu import im2col as im2col_module
-from kernels.winograd_transforms import TRANSFORMS
+from kernels.winograd_transforms import TRANSFORMS, TRANSFORMS_5X5, transforms
+
+TABLES = [(m, 3) for m in sorted(TRANSFORMS)] + [(m, 5) for m in sorted(TRANSFORMS_5X5)]
 
 
-@pytest.mark.parametrize("m", sorted(TRANSFORMS))
-def test_winograd_matrices_compute_1d_correlation(m):
-    """A^T [(G g) * (B^T d)] equals the m outputs of correlating d (m+2 values) with g (3 taps)."""
-    spec = TRANSFORMS[m]
+@pytest.mark.parametrize("m, r", TABLES)
+def test_winograd_matrices_compute_1d_correlation(m, r):
+    """A^T [(G g) * (B^T d)] equals the m outputs of correlating d (m+r-1 values) with g (r taps)."""
+    spec = transforms(m, r)
     bt, g_mat, at = (np.array(spec[key], dtype=np.float64) for key in ("BT", "G", "AT"))
+    assert bt.shape == (m + r - 1, m + r - 1) and g_mat.shape == (m + r - 1, r)
     rng = np.random.default_rng(m)
     for _ in range(20):
-        d = rng.standard_normal(m + 2)
-        g = rng.standard_normal(3)
-        expected = np.array([d[i:i + 3] @ g for i in range(m)])
+        d = rng.standard_normal(m + r - 1)
+        g = rng.standard_normal(r)
+        expected = np.array([d[i:i + r] @ g for i in range(m)])
         np.testing.assert_allclose(at @ ((g_mat @ g) * (bt @ d)), expected, rtol=1e-12, atol=1e-12)
 
 
@@ -35,6 +38,14 @@ def test_winograd_says_why(algo, descriptor, words):
     assert reason and "Winograd" in reason
     for word in words:
         assert word in reason
+
+
+@pytest.mark.parametrize("algo, m", [("winograd_5x5", 2), ("winograd4_5x5", 4)])
+def test_5x5_winograds_name_their_filter(algo, m):
+    kernel = get_kernel(algo, "cpu")
+    assert kernel.supports(ConvProblem.parse("mb1ic4ih9oc4oh9kh5ph2")) is None
+    reason = kernel.supports(ConvProblem.parse("mb1ic4ih9oc4oh9kh3ph1"))
+    assert f"Winograd F({m}x{m},5x5) needs a 5x5 filter" in reason and "a 3x3 filter" in reason
 
 
 def test_fft_refuses_stride_with_reason():

@@ -16,7 +16,7 @@ import pytest
 from convbench.ceilings import measure_gpu
 from convbench.machine import machine_id
 from convbench.problem import ConvProblem
-from convbench.registry import all_kernels
+from convbench.registry import all_kernels, get_kernel
 from convbench.results import load_results
 
 from .fakecuda import HERE as FAKECUDA, compiler_missing_reason, emulated_cupy
@@ -36,7 +36,8 @@ def test_gpu_ceilings_are_measured_with_cuda_events():
 def test_gpu_sweep_end_to_end(tmp_path):
     out = tmp_path / "results"
     shapes = tmp_path / "two.txt"
-    shapes.write_text('mb2ic3ih9iw11oc4oh9ow11kh3ph1n"odd3x3"\nmb1ic4ih8oc6oh4kh3sh2ph1n"stride2"\n')
+    shapes.write_text('mb2ic3ih9iw11oc4oh9ow11kh3ph1n"odd3x3"\nmb1ic4ih8oc6oh4kh3sh2ph1n"stride2"\n'
+                      'mb1ic3ih9iw10oc4oh9ow10kh5ph2n"pad5x5"\n')
     # The sweep would measure the ceilings at full size (a 1 GiB copy); store small ones first.
     with emulated_cupy():
         ceilings = measure_gpu(sgemm_size=64, copy_bytes=1 << 20)
@@ -57,9 +58,9 @@ def test_gpu_sweep_end_to_end(tmp_path):
     ours = frame[~frame["peer"]]
     for row in ours.itertuples():
         problem = ConvProblem.parse(row.descriptor)
-        strided = problem.stride != (1, 1)
-        if strided and row.algo in ("fft", "fft_tiled", "winograd", "winograd4"):
-            assert row.status == "SKIPPED" and "stride" in row.reason
+        refused = get_kernel(row.algo, "cpu").supports(problem)   # the CPU twin's limits
+        if refused:
+            assert row.status == "SKIPPED" and row.reason.startswith(refused.split(";")[0])
         else:
             assert row.status == "PASSED", (row.algo, row.descriptor, row.reason)
             assert row.median_s > 0 and row.gflops > 0 and row.rel_l2 < 1e-5
@@ -70,13 +71,14 @@ def test_gpu_sweep_end_to_end(tmp_path):
     from convbench.report import write_report
     target = write_report([files[0]], tmp_path / "report")
     text = target.read_text()
-    for algo in ("direct", "im2col", "fft", "fft_tiled", "winograd", "winograd4"):
+    for algo in gpu_algos - {"torch"}:
         assert f"{algo}/gpu" in text
     assert len(list((tmp_path / "report").glob("*.png"))) >= 3
     # the roofline at the GPU's cached ceilings: a table row per layer and the figure
     roof_rows = [line for line in text.split("### Against the roofline")[1].splitlines()
-                 if line.startswith("| odd3x3 | gpu |") or line.startswith("| stride2 | gpu |")]
-    assert len(roof_rows) == 2
+                 if line.split(" | ")[:2] in (["| odd3x3", "gpu"], ["| stride2", "gpu"],
+                                              ["| pad5x5", "gpu"])]
+    assert len(roof_rows) == 3
     assert len(list((tmp_path / "report").glob("*-gpu-roofline.png"))) == 1
 
 

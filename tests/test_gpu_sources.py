@@ -21,11 +21,13 @@ def cuda_sources():
     with emulated_cupy():   # the modules import cupy; their source text does not depend on it
         from kernels.gpu import direct, im2col, winograd
         return {"direct": direct.SOURCE, "im2col": im2col.SOURCE,
-                "winograd_f2": winograd._source(2), "winograd_f4": winograd._source(4)}
+                "winograd_f2": winograd._source(2, 3), "winograd_f4": winograd._source(4, 3),
+                "winograd_f2_5x5": winograd._source(2, 5), "winograd_f4_5x5": winograd._source(4, 5)}
 
 
 @pytest.mark.parametrize("arch", ARCHES)
-@pytest.mark.parametrize("name", ["direct", "im2col", "winograd_f2", "winograd_f4"])
+@pytest.mark.parametrize("name", ["direct", "im2col", "winograd_f2", "winograd_f4",
+                                  "winograd_f2_5x5", "winograd_f4_5x5"])
 def test_cuda_source_compiles(tmp_path, name, arch):
     source = tmp_path / f"{name}.cu"
     source.write_text(cuda_sources()[name])

@@ -183,13 +183,16 @@ def test_reference_is_computed_once_per_problem_seed_and_fill(tmp_path, monkeypa
     assert not cache.exists()
 
 
+WINOGRADS = ("winograd", "winograd4", "winograd_5x5", "winograd4_5x5")   # smoke has a 5x5 layer
+
+
 def test_staged_kernels_report_time_per_stage(smoke_run):
     _, path = smoke_run
     rows = [row for row in read_document(path)["rows"] if row["status"] == "PASSED"]
     expected = {"fft": ["forward FFT", "multiply", "inverse FFT"],
                 "fft_tiled": ["forward FFT", "multiply", "inverse FFT"],
-                "winograd": ["input transform", "multiply", "output transform"],
-                "winograd4": ["input transform", "multiply", "output transform"]}
+                **{winograd: ["input transform", "multiply", "output transform"]
+                   for winograd in WINOGRADS}}
     seen = set()
     for row in rows:
         stages = row.get("stages_s")
@@ -202,7 +205,7 @@ def test_staged_kernels_report_time_per_stage(smoke_run):
         if stages:
             seen.add(row["algo"])
             assert all(seconds > 0 for seconds in stages.values())
-    assert seen == {"im2col", "fft", "fft_tiled", "winograd", "winograd4"}
+    assert seen == {"im2col", "fft", "fft_tiled", *WINOGRADS}
 
 
 def test_rows_name_the_implementation_their_kernel_chose(smoke_run):
@@ -212,8 +215,8 @@ def test_rows_name_the_implementation_their_kernel_chose(smoke_run):
     import re
     _, path = smoke_run
     rows = [row for row in read_document(path)["rows"] if row["status"] == "PASSED"]
-    patterns = {"winograd": r"channel-major|tile rows on \d threads?|tile-major stages",
-                "winograd4": r"channel-major|tile rows on \d threads?|tile-major stages",
+    patterns = {**{winograd: r"channel-major|tile rows on \d threads?|tile-major stages"
+                   for winograd in WINOGRADS},
                 "fft": r"\d+x\d+ transforms", "fft_tiled": r"(\d+)x\1 tiles, \d+ per image",
                 "im2col": r"lowered|lowered by output rows on \d threads?|1x1: GEMM on the input|"
                           r"strided 1x1: subsampled"}

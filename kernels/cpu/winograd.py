@@ -1,11 +1,13 @@
-"""Winograd minimal filtering F(m x m, 3 x 3) on the CPU (Lavin & Gray, 2015), for m = 2 and m = 4.
+"""Winograd minimal filtering F(m x m, r x r) on the CPU (Lavin & Gray, 2015): F(2x2, 3x3),
+F(4x4, 3x3), F(2x2, 5x5) and F(4x4, 5x5).
 
 Notes
 -----
-The output is cut into m x m tiles; each needs an (m+2) x (m+2) input tile ``d``. With the transform
-matrices below, one output tile of one channel pair is ``A^T [ (G g G^T) * (B^T d B) ] A`` where ``*`` is
-element-wise. Summed over input channels, the element-wise products become, for each of the
-``(m+2)^2`` positions, one matrix product ``M = U (K x C) @ V (C x tiles)``:
+The output is cut into m x m tiles; each needs an alpha x alpha input tile ``d``, alpha = m + r - 1.
+With the transform matrices below, one output tile of one channel pair is
+``A^T [ (G g G^T) * (B^T d B) ] A`` where ``*`` is element-wise. Summed over input channels, the
+element-wise products become, for each of the ``alpha^2`` positions, one matrix product
+``M = U (K x C) @ V (C x tiles)``:
 
 * filter transform ``U = G g G^T`` once in ``prepare`` (float64, then rounded to float32);
 * input transform ``V = B^T d B``;
@@ -30,9 +32,11 @@ element-wise. Summed over input channels, the element-wise products become, for 
 F(2x2, 3x3) does 16 multiplies per 4 outputs where direct does 36; F(4x4, 3x3) 36 per 16 where direct
 does 144 -- fewer operations, but its transforms hold larger constants (up to 8 and 1/24), so the
 float32 rounding error grows: measured rel. L2 errors are in the registry next to the tolerances.
+For 5x5 filters, F(2x2, 5x5) does 36 multiplies per 4 outputs (direct: 100) and F(4x4, 5x5) 64 per
+16 (direct: 400), with F(4x4, 3x3)'s and F(6x6, 3x3)'s input transforms.
 
 Transform matrices: see :mod:`kernels.winograd_transforms`.
-Needs a 3x3 filter, stride 1 and no dilation; any padding and any H, W.
+Needs an r x r filter, stride 1 and no dilation; any padding and any H, W.
 """
 
 from functools import partial
@@ -41,7 +45,7 @@ import numpy as np
 from numba import get_num_threads, njit, prange
 
 from ..common import pipeline, winograd_filter_transform, winograd_tiles, winograd_unsupported
-from ..winograd_transforms import TRANSFORMS
+from ..winograd_transforms import transforms
 from ._common import (chunk_bounds, load_channel, matmul_for, pair_scratch, pair_scratch_bytes,
                       run_shares, share_count)
 
@@ -67,12 +71,12 @@ def _scaled(dst, coef, src, assign):
 
 
 @njit(parallel=True, cache=True, fastmath=False)
-def _input_transform(x, bt, v, tiles_h, row_len, ph, pw, threads):
+def _input_transform(x, bt, v, m, tiles_h, row_len, ph, pw, threads):
     """v[a*alpha + b, c, n*tiles_h*L + i*L + j] = (B^T d B)[a, b] for input tile (i, j).
 
-    ``L = tiles_w + 1``: each tile row has one padding column in ``v``, computed from zeros or
-    neighbours and never used, so one (image, channel) is a single contiguous run and every loop is
-    long and contiguous. Per (image, channel) the input is first copied into a zero-bordered scratch
+    ``L = tiles_w + halo`` (:func:`_halo`): each tile row has ``halo`` padding columns in ``v``,
+    computed from zeros or neighbours and never used, so one (image, channel) is a single
+    contiguous run and every loop is long and contiguous. Per (image, channel) the input is first copied into a zero-bordered scratch
     split by row and column phase (``d[s, r, I, j] = x_padded[I*m + s, j*m + r]``, see
     :func:`kernels.cpu._common.load_channel`), which stays in cache. Row ``i*m + u`` of every tile
     row ``i`` is then one run of ``d[u % m, r]`` (from row ``u // m`` on), so B^T is applied down
@@ -85,15 +89,15 @@ def _input_transform(x, bt, v, tiles_h, row_len, ph, pw, threads):
     """
     n_images, channels = x.shape[0], x.shape[1]
     alpha = bt.shape[0]
-    m = alpha - 2
+    halo = (alpha - 1) // m
     run = tiles_h * row_len
     jobs = n_images * channels
     chunks = min(jobs, threads)
     for chunk in prange(chunks):
-        d = np.zeros((m, m, tiles_h + 1, row_len), dtype=np.float32)
-        phases = d.reshape(m, m, (tiles_h + 1) * row_len)
+        d = np.zeros((m, m, tiles_h + halo, row_len), dtype=np.float32)
+        phases = d.reshape(m, m, (tiles_h + halo) * row_len)
         streams = np.empty((alpha, m, tiles_h + 1, row_len), dtype=np.float32)
-        # one spare tile row: tile j = L - 1 of the last row reads one element past its row
+        # one spare tile row: the last row's padding columns read up to ``halo`` elements past it
         streams[:, :, tiles_h, :] = 0.0
         flat = streams.reshape(alpha, m, (tiles_h + 1) * row_len)
         pairs = pair_scratch(x, m)     # F(2x2) splits columns in pairs
@@ -196,20 +200,19 @@ def _output_transform(mm, at, out, tiles_h, row_len):
 
 
 @njit(cache=True, nogil=True, fastmath=False)
-def _input_rows(x, bt, v, tiles_h, tiles_w, ph, pw, first, stop, t0, band, cols):
+def _input_rows(x, bt, v, m, tiles_h, tiles_w, ph, pw, first, stop, t0, band, cols):
     """Tile-major input transform of tile rows ``first`` to ``stop`` (row ``n*tiles_h + i``):
     ``v[a*alpha + b, t, c] = (B^T d B)[a, b]`` for tile ``t = t0 + (row - first)*tiles_w + j``,
     every channel at once.
 
     Per tile row the input rows it reads are copied, channels last, into ``band`` (alpha,
-    tiles_w*m + 2, C), zero-bordered; B^T is applied down every column of the band once (``cols``,
+    tiles_w*m + alpha - m, C), zero-bordered; B^T is applied down every column of the band once (``cols``,
     shared by the two tiles that overlap there), then B across each tile. Every loop runs along the
     channels, so a layer with few tiles and many channels (ResNet-50's res4a: 16 tiles of F(4x4),
     256 channels) runs long vector loops where the channel-major transform runs 256 short ones.
     """
     n_images, channels, height, width = x.shape
     alpha = bt.shape[0]
-    m = alpha - 2
     span = band.shape[1]
     for row in range(first, stop):
         n = row // tiles_h
@@ -298,9 +301,9 @@ def _output_rows(mm, at, out, tiles_h, tiles_w, first, stop, t0, half, rows):
                     dst[q] = rows[yo, q, k]
 
 
-def _row_scratch(m, tiles_w, channels, k_total):
+def _row_scratch(m, alpha, tiles_w, channels, k_total):
     """The scratch :func:`_input_rows` and :func:`_output_rows` need: band, cols, half, rows."""
-    alpha, span = m + 2, tiles_w * m + 2
+    span = tiles_w * m + alpha - m
     return (np.empty((alpha, span, channels), dtype=np.float32),
             np.empty((alpha, span, channels), dtype=np.float32),
             np.empty((alpha, m, k_total), dtype=np.float32),
@@ -308,17 +311,18 @@ def _row_scratch(m, tiles_w, channels, k_total):
 
 
 @njit(parallel=True, cache=True, fastmath=False)
-def _input_transform_tiles(x, bt, v, tiles_h, tiles_w, ph, pw, threads):
+def _input_transform_tiles(x, bt, v, m, tiles_h, tiles_w, ph, pw, threads):
     """:func:`_input_rows` over all tile rows, in one run of rows per thread."""
     alpha, channels = bt.shape[0], x.shape[1]
     rows = x.shape[0] * tiles_h
     chunks = min(rows, threads)
     for chunk in prange(chunks):
         start, stop = chunk_bounds(chunk, chunks, rows)
-        span = tiles_w * (alpha - 2) + 2
+        span = tiles_w * m + alpha - m
         band = np.empty((alpha, span, channels), dtype=np.float32)
         cols = np.empty((alpha, span, channels), dtype=np.float32)
-        _input_rows(x, bt, v, tiles_h, tiles_w, ph, pw, start, stop, start * tiles_w, band, cols)
+        _input_rows(x, bt, v, m, tiles_h, tiles_w, ph, pw, start, stop, start * tiles_w, band,
+                    cols)
 
 
 @njit(parallel=True, cache=True, fastmath=False)
@@ -359,17 +363,20 @@ TILE_ROWS_FILTER_BYTES = 12 * 2 ** 20
 
 
 class WinogradCPU:
-    """Winograd F(m x m, 3 x 3): transforms in numba, (m+2)^2 SGEMMs through BLAS."""
+    """Winograd F(m x m, r x r): transforms in numba, (m+r-1)^2 SGEMMs through BLAS."""
 
-    def __init__(self, m):
-        self.m = m
-        self.alpha = m + 2
-        spec = TRANSFORMS[m]
+    def __init__(self, m, r=3):
+        self.m, self.r = m, r
+        self.alpha = m + r - 1
+        # input rows (and columns) a tile reads past its own m, in units of m: the padding
+        # columns per tile row of the channel-major layout
+        self.halo = (self.alpha - 1) // m
+        spec = transforms(m, r)
         self.bt = np.array(spec["BT"], dtype=np.float32)
         self.at = np.array(spec["AT"], dtype=np.float32)
 
     def supports(self, problem):
-        return winograd_unsupported(self.m, problem)
+        return winograd_unsupported(self.m, problem, self.r)
 
     def _tiles(self, problem):
         return winograd_tiles(self.m, problem)
@@ -386,10 +393,10 @@ class WinogradCPU:
         return TILE_STAGES
 
     def _columns(self, problem):
-        """Channel-major GEMM columns: every tile plus one padding column per tile row (see
+        """Channel-major GEMM columns: every tile plus ``halo`` padding columns per tile row (see
         _input_transform)."""
         tiles_h, tiles_w = self._tiles(problem)
-        return problem.n * tiles_h * (tiles_w + 1)
+        return problem.n * tiles_h * (tiles_w + self.halo)
 
     def workspace_bytes(self, problem):
         tiles_h, tiles_w = self._tiles(problem)
@@ -399,12 +406,14 @@ class WinogradCPU:
         if self.layout(problem) == CHANNEL_MAJOR:
             tiles = self._columns(problem)
             # per thread: one channel's input split m x m, and B^T d for it (see _input_transform)
-            scratch = self.m * (tiles_w + 1) * (tiles_h + 1) * (self.m + self.alpha)
+            row_len = tiles_w + self.halo
+            scratch = self.m * row_len * (self.m * (tiles_h + self.halo)
+                                          + self.alpha * (tiles_h + 1))
             shares = min(threads, problem.n * problem.c)
             return (4 * (scratch * shares + filters + positions * (problem.c + problem.k) * tiles)
                     + pair_scratch_bytes(problem, self.m, shares))   # F(2x2): column pairs
         tiles = problem.n * tiles_h * tiles_w
-        span = tiles_w * self.m + 2
+        span = tiles_w * self.m + self.alpha - self.m
         scratch = (2 * self.alpha * span * problem.c
                    + self.m * (self.alpha + tiles_w * self.m) * problem.k)
         return 4 * (scratch * min(threads, problem.n * tiles_h) + filters
@@ -425,8 +434,8 @@ class WinogradCPU:
         k_per_group, c_per_group = problem.k // groups, problem.c // groups
         tiles_h, tiles_w = self._tiles(problem)
         tiles = self._columns(problem)
-        row_len = tiles_w + 1
-        weights = winograd_filter_transform(m, problem, w)  # (alpha^2, G, K_g, C_g)
+        row_len = tiles_w + self.halo
+        weights = winograd_filter_transform(m, problem, w, self.r)  # (alpha^2, G, K_g, C_g)
         ph, pw = problem.padding
         v = np.empty((alpha * alpha, problem.c, tiles), dtype=np.float32)
         v_grouped = v.reshape(alpha * alpha, groups, c_per_group, tiles)
@@ -436,7 +445,7 @@ class WinogradCPU:
         matmul = matmul_for(weights.shape, v_grouped.shape)
 
         return _stages(
-            lambda x: _input_transform(x, bt, v, tiles_h, row_len, ph, pw, get_num_threads()),
+            lambda x: _input_transform(x, bt, v, m, tiles_h, row_len, ph, pw, get_num_threads()),
             lambda x: matmul(weights, v_grouped, out=mm_grouped),
             lambda out: _output_transform(mm, at, out, tiles_h, row_len), out_shape)
 
@@ -448,7 +457,7 @@ class WinogradCPU:
         tiles = problem.n * tiles_h * tiles_w
         # (alpha^2, C, K): the filter transform's (alpha^2, 1, K, C) turned for V @ U^T
         weights = np.ascontiguousarray(
-            winograd_filter_transform(m, problem, w)[:, 0].transpose(0, 2, 1))
+            winograd_filter_transform(m, problem, w, self.r)[:, 0].transpose(0, 2, 1))
         ph, pw = problem.padding
         v = np.empty((alpha * alpha, tiles, problem.c), dtype=np.float32)
         mm = np.empty((alpha * alpha, tiles, problem.k), dtype=np.float32)
@@ -457,7 +466,7 @@ class WinogradCPU:
         if layout == TILE_STAGES:
             matmul = matmul_for(v.shape, weights.shape)
             return _stages(
-                lambda x: _input_transform_tiles(x, bt, v, tiles_h, tiles_w, ph, pw,
+                lambda x: _input_transform_tiles(x, bt, v, m, tiles_h, tiles_w, ph, pw,
                                                  get_num_threads()),
                 lambda x: matmul(v, weights, out=mm),
                 lambda out: _output_transform_tiles(mm, at, out, tiles_h, tiles_w,
@@ -468,12 +477,12 @@ class WinogradCPU:
         count = min(share_count(get_num_threads()), rows)
         bounds = [rows * i // count for i in range(count + 1)]
         shares = [(first, stop, first * tiles_w, stop * tiles_w,
-                   _row_scratch(m, tiles_w, problem.c, problem.k))
+                   _row_scratch(m, alpha, tiles_w, problem.c, problem.k))
                   for first, stop in zip(bounds[:-1], bounds[1:])]
 
         def inputs(x, share):
             first, stop, t0, _, (band, cols, _, _) = share
-            _input_rows(x, bt, v, tiles_h, tiles_w, ph, pw, first, stop, t0, band, cols)
+            _input_rows(x, bt, v, m, tiles_h, tiles_w, ph, pw, first, stop, t0, band, cols)
 
         def product(share):
             t0, t1 = share[2], share[3]
@@ -517,3 +526,5 @@ def _stages(input_transform, multiply, output_transform, out_shape):
 
 winograd_f2x2_3x3 = WinogradCPU(2)
 winograd_f4x4_3x3 = WinogradCPU(4)
+winograd_f2x2_5x5 = WinogradCPU(2, 5)
+winograd_f4x4_5x5 = WinogradCPU(4, 5)

@@ -1,11 +1,12 @@
-"""Winograd F(2x2,3x3) and F(4x4,3x3) on the GPU: CUDA transform kernels and one batched GEMM.
+"""Winograd F(2x2,3x3), F(4x4,3x3), F(2x2,5x5) and F(4x4,5x5) on the GPU: CUDA transform kernels
+and one batched GEMM.
 
 Notes
 -----
 As on the CPU (:mod:`kernels.cpu.winograd`): ``U = G g G^T`` once in ``prepare``; a CUDA kernel with
-one thread per (image, channel, tile) reads its (m+2) x (m+2) input tile (zeros outside the input),
-computes ``B^T d B`` and writes the ``(m+2)^2`` values to ``V[position, channel, tile]``; the
-``(m+2)^2`` products ``U[position] @ V[position]`` are one strided-batched cuBLAS SGEMM (CuPy's
+one thread per (image, channel, tile) reads its alpha x alpha input tile (zeros outside the input),
+computes ``B^T d B`` and writes the ``alpha^2`` values to ``V[position, channel, tile]``
+(alpha = m + r - 1); the ``alpha^2`` products ``U[position] @ V[position]`` are one strided-batched cuBLAS SGEMM (CuPy's
 matmul, FP32); a second kernel computes ``A^T M A`` per (image, output channel, tile) and writes the
 tile, cut to the output size. The transform matrices are compiled into the kernels as constants.
 """
@@ -13,7 +14,7 @@ tile, cut to the output size. The transform matrices are compiled into the kerne
 import cupy
 
 from ..common import pipeline, winograd_filter_transform, winograd_tiles, winograd_unsupported
-from ..winograd_transforms import TRANSFORMS
+from ..winograd_transforms import transforms
 from ._common import blocks_for, free_memory_reason, problem_bytes, raw_kernel, THREADS
 from .im2col import tf32_reason
 
@@ -23,9 +24,9 @@ def _matrix(name, values):
     return f"__constant__ float {name}[{len(values)}][{len(values[0])}] = {{{rows}}};"
 
 
-def _source(m):
-    alpha = m + 2
-    spec = TRANSFORMS[m]
+def _source(m, r):
+    alpha = m + r - 1
+    spec = transforms(m, r)
     return f"""
 #define M {m}
 #define ALPHA {alpha}
@@ -103,12 +104,12 @@ extern "C" __global__ void output_transform(const float* __restrict__ mm, float*
 
 
 class WinogradGPU:
-    def __init__(self, m):
-        self.m = m
-        self.alpha = m + 2
+    def __init__(self, m, r=3):
+        self.m, self.r = m, r
+        self.alpha = m + r - 1
 
     def supports(self, problem):
-        return (winograd_unsupported(self.m, problem) or tf32_reason()
+        return (winograd_unsupported(self.m, problem, self.r) or tf32_reason()
                 or free_memory_reason(problem_bytes(problem) + self.workspace_bytes(problem)))
 
     def _tiles(self, problem):
@@ -125,9 +126,9 @@ class WinogradGPU:
         c_per_group = problem.c // groups
         tiles_h, tiles_w = self._tiles(problem)
         tiles = problem.n * tiles_h * tiles_w
-        weights = cupy.asarray(winograd_filter_transform(self.m, problem, w))
+        weights = cupy.asarray(winograd_filter_transform(self.m, problem, w, self.r))
         v = cupy.empty((alpha * alpha, groups, c_per_group, tiles), dtype=cupy.float32)
-        source = _source(self.m)
+        source = _source(self.m, self.r)
         forward, backward = raw_kernel(source, "input_transform"), raw_kernel(source, "output_transform")
         ints = lambda *values: tuple(cupy.int32(value) for value in values)  # noqa: E731
         in_args = ints(problem.n, problem.c, problem.h, problem.w, *problem.padding, tiles_h, tiles_w)
@@ -153,3 +154,5 @@ class WinogradGPU:
 
 winograd_f2x2_3x3 = WinogradGPU(2)
 winograd_f4x4_3x3 = WinogradGPU(4)
+winograd_f2x2_5x5 = WinogradGPU(2, 5)
+winograd_f4x4_5x5 = WinogradGPU(4, 5)
