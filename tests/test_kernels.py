@@ -324,14 +324,15 @@ def test_winograd_in_each_layout(kernel, layout, monkeypatch):
     for them (most of these small problems would go channel-major): tile rows cut into two shares,
     the stages checked on their own too."""
     from kernels.cpu import winograd
+    stages = layout == winograd.TILE_STAGES     # for one group only
     monkeypatch.setattr(winograd.WinogradCPU, "layout",
-                        lambda self, problem: winograd.CHANNEL_MAJOR if problem.groups > 1
-                        else layout)
+                        lambda self, problem: winograd.CHANNEL_MAJOR
+                        if problem.groups > 1 and stages else layout)
     monkeypatch.setattr(winograd, "share_count", lambda threads: 2)
     checked = 0
     for problem in ([ConvProblem.parse(text) for text in EDGE_CASES]
                     + random_problems(40, seed=8, filters=(kernel.impl.r,))):
-        if kernel.supports(problem) is None and problem.groups == 1:
+        if kernel.supports(problem) is None and (problem.groups == 1 or not stages):
             assert kernel.prepare(problem, make_inputs(problem)[1]).impl.startswith(layout)
             check_against_reference(kernel, problem)
             check_stages(kernel, problem)
@@ -342,7 +343,8 @@ def test_winograd_in_each_layout(kernel, layout, monkeypatch):
 
 def test_winograd_layout_rule(monkeypatch):
     """Large images with few channels go channel-major, few tiles with filters that fit the rule's
-    bytes tile rows, larger filters by stages; groups always channel-major; one thread, tile rows."""
+    bytes tile rows, larger filters by stages; a grouped layer tile rows, or channel-major with few
+    channels per group or large filters; one thread, tile rows."""
     from kernels.cpu import winograd
     f2, f4 = winograd.winograd_f2x2_3x3, winograd.winograd_f4x4_3x3
     monkeypatch.setattr(winograd, "share_count", lambda threads: 2)
@@ -350,11 +352,15 @@ def test_winograd_layout_rule(monkeypatch):
                                                          "mb1ic256ih14oc256oh14kh3ph1"))
     conv5_1 = ConvProblem.parse("mb1ic512ih14oc512oh14kh3ph1")
     grouped = ConvProblem.parse("g2mb1ic256ih14oc256oh14kh3ph1")
+    depthwise = ConvProblem.parse("g256mb1ic256ih14oc256oh14kh3ph1")
+    grouped_large = ConvProblem.parse("g2mb1ic1024ih14oc1024oh14kh3ph1")   # 32 MiB of filters
     assert f2.layout(res2a) == winograd.CHANNEL_MAJOR
     assert f4.layout(res2a) == winograd.TILE_ROWS
     assert f4.layout(res4a) == winograd.TILE_ROWS
     assert f2.layout(conv5_1) == winograd.TILE_STAGES
-    assert f2.layout(grouped) == winograd.CHANNEL_MAJOR
+    assert f2.layout(grouped) == winograd.TILE_ROWS
+    assert f2.layout(depthwise) == winograd.CHANNEL_MAJOR
+    assert f2.layout(grouped_large) == winograd.CHANNEL_MAJOR
     monkeypatch.setattr(winograd, "share_count", lambda threads: 1)
     assert f2.layout(conv5_1) == winograd.TILE_ROWS
 

@@ -11,7 +11,7 @@ element-wise products become, for each of the ``alpha^2`` positions, one matrix 
 
 * filter transform ``U = G g G^T`` once in ``prepare`` (float64, then rounded to float32);
 * input transform ``V = B^T d B``;
-* ``(m+2)^2`` SGEMMs through BLAS, each run by a one-thread BLAS once a call's products come to
+* ``alpha^2`` SGEMMs through BLAS, each run by a one-thread BLAS once a call's products come to
   20 MFLOP (:mod:`kernels.cpu._common`);
 * output transform ``Y = A^T M A``; the last tile row and column are cut to the output size, so any
   H and W work.
@@ -21,13 +21,14 @@ element-wise products become, for each of the ``alpha^2`` positions, one matrix 
 * **channel-major** (``V`` is C x tiles): the transforms are numba parallel loops over (image,
   channel), vectorized along all of a channel's tiles (:func:`_input_transform`), and the GEMMs
   are shared out among the cores by position. For large images with few channels, and grouped
-  problems.
+  problems with few channels per group (depthwise).
 * **tile-major** (``V`` is tiles x C, ``M = V @ U^T``): the transforms run along the channels, one
   tile at a time (:func:`_input_rows`), which suits small images with many channels. Either each
   thread takes a run of tile rows through all three stages (**tile rows**: one hand-over between
   threads per call, where waking sleeping threads costs 40-60 us on the CI machine), or, when the
   transformed filters are too large for every thread to read them all, the stages run one after
-  another, each shared out (**tile-major stages**).
+  another, each shared out (**tile-major stages**). A grouped problem takes tile rows, with one
+  product per group, or else channel-major.
 
 F(2x2, 3x3) does 16 multiplies per 4 outputs where direct does 36; F(4x4, 3x3) 36 per 16 where direct
 does 144 -- fewer operations, but its transforms hold larger constants (up to 8 and 1/24), so the
@@ -361,6 +362,16 @@ CHANNEL_MAJOR_TILES_PER_CHANNEL = 4
 # against 4.8, as each thread's small products re-read filters that no longer stay in the cache.
 TILE_ROWS_FILTER_BYTES = 12 * 2 ** 20
 
+# A grouped layer goes tile-major (tile rows, one product per group) only with at least this many
+# input channels per group: the transforms run along all the channels either way, but each group's
+# products are as narrow as its channels. `convbench ab`, tile rows against channel-major, two
+# threads (``results/amd-epyc-2c/ab/20261124T132043Z.json``): AlexNet conv4 and conv5 (two groups
+# of 192 channels, 13 x 13) 52 and 57 % faster at F(4x4,3x3), 23 and 37 % at F(2x2,3x3); conv2
+# (two groups of 48, 27 x 27) 35 % at F(4x4,5x5), 28 % at F(2x2,5x5). Ungrouped layers, whose
+# path only gained the loop over one group: same or unclear on eight cases (``...132201Z.json``).
+# Depthwise layers (one channel per group) stay channel-major.
+GROUPED_TILE_MIN_CHANNELS = 16
+
 
 class WinogradCPU:
     """Winograd F(m x m, r x r): transforms in numba, (m+r-1)^2 SGEMMs through BLAS."""
@@ -383,14 +394,17 @@ class WinogradCPU:
 
     def layout(self, problem):
         """:data:`CHANNEL_MAJOR`, :data:`TILE_ROWS` or :data:`TILE_STAGES`: how ``prepare`` lays
-        the problem out (grouped problems are always channel-major)."""
+        the problem out (a grouped problem takes tile rows or channel-major, and channel-major
+        with fewer than :data:`GROUPED_TILE_MIN_CHANNELS` channels per group)."""
         tiles_h, tiles_w = self._tiles(problem)
-        if problem.groups > 1 or tiles_h * tiles_w >= CHANNEL_MAJOR_TILES_PER_CHANNEL * problem.c:
+        grouped = problem.groups > 1
+        if (tiles_h * tiles_w >= CHANNEL_MAJOR_TILES_PER_CHANNEL * problem.c
+                or (grouped and problem.c // problem.groups < GROUPED_TILE_MIN_CHANNELS)):
             return CHANNEL_MAJOR
-        filters = 4 * self.alpha ** 2 * problem.c * problem.k
+        filters = 4 * self.alpha ** 2 * (problem.c // problem.groups) * problem.k
         if filters <= TILE_ROWS_FILTER_BYTES or share_count(get_num_threads()) == 1:
             return TILE_ROWS
-        return TILE_STAGES
+        return CHANNEL_MAJOR if grouped else TILE_STAGES
 
     def _columns(self, problem):
         """Channel-major GEMM columns: every tile plus ``halo`` padding columns per tile row (see
@@ -451,19 +465,23 @@ class WinogradCPU:
 
     def _prepare_tile_major(self, problem, w, layout):
         """``M[a*alpha + b] (tiles x K) = V (tiles x C) @ U^T (C x K)``: one tile per GEMM row,
-        channels last (groups == 1)."""
+        channels last; with groups, one such product per group on its slice of the channels (tile
+        rows only)."""
         m, alpha = self.m, self.alpha
         tiles_h, tiles_w = self._tiles(problem)
         tiles = problem.n * tiles_h * tiles_w
-        # (alpha^2, C, K): the filter transform's (alpha^2, 1, K, C) turned for V @ U^T
+        # (G, alpha^2, C_g, K_g): the filter transform's (alpha^2, G, K_g, C_g) turned for V @ U^T
         weights = np.ascontiguousarray(
-            winograd_filter_transform(m, problem, w, self.r)[:, 0].transpose(0, 2, 1))
+            winograd_filter_transform(m, problem, w, self.r).transpose(1, 0, 3, 2))
+        groups = problem.groups
+        c_per_group, k_per_group = problem.c // groups, problem.k // groups
         ph, pw = problem.padding
         v = np.empty((alpha * alpha, tiles, problem.c), dtype=np.float32)
         mm = np.empty((alpha * alpha, tiles, problem.k), dtype=np.float32)
         bt, at, out_shape = self.bt, self.at, problem.output_shape
 
-        if layout == TILE_STAGES:
+        if layout == TILE_STAGES:    # groups == 1
+            weights = weights[0]
             matmul = matmul_for(v.shape, weights.shape)
             return _stages(
                 lambda x: _input_transform_tiles(x, bt, v, m, tiles_h, tiles_w, ph, pw,
@@ -486,7 +504,9 @@ class WinogradCPU:
 
         def product(share):
             t0, t1 = share[2], share[3]
-            np.matmul(v[:, t0:t1], weights, out=mm[:, t0:t1])
+            for g in range(groups):   # a group's channels: a strided slice that BLAS reads as is
+                np.matmul(v[:, t0:t1, g * c_per_group:(g + 1) * c_per_group], weights[g],
+                          out=mm[:, t0:t1, g * k_per_group:(g + 1) * k_per_group])
 
         def outputs(out, share):
             first, stop, t0, _, (_, _, half, gathered) = share
