@@ -77,7 +77,8 @@ REGISTRY = (
                ("numba",), summary="Winograd F(4x4,3x3): numba transforms, 36 SGEMMs through BLAS"),
     # 5x5 layers of googlenet, alexnet, lenet5, deepbench and smoke (22, --check-only, batch as in
     # the sets, AMD CI machine): measured max 5.1e-6, median 1.5e-6 -> 2e-5. The error grows with
-    # the channels summed: the largest are DeepBench's 832-channel 7x7 layers and 512-channel 14x14
+    # the channels summed: the largest are on DeepBench's layers of 832 channels of 7 x 7 and 512
+    # of 14 x 14
     KernelSpec("winograd_5x5", "cpu", "kernels.cpu.winograd:winograd_f2x2_5x5", 2e-5, False,
                ("numba",), summary="Winograd F(2x2,5x5): numba transforms, 36 SGEMMs through BLAS"),
     # the same 22: measured max 1.05e-5, median 2.7e-6 -> 5e-5 (constants up to 21/4 and 1/90)
