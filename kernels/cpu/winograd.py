@@ -206,56 +206,65 @@ def _input_rows(x, bt, v, m, tiles_h, tiles_w, ph, pw, first, stop, t0, band, co
     ``v[a*alpha + b, t, c] = (B^T d B)[a, b]`` for tile ``t = t0 + (row - first)*tiles_w + j``,
     every channel at once.
 
-    Per tile row the input rows it reads are copied, channels last, into ``band`` (alpha,
-    tiles_w*m + alpha - m, C), zero-bordered; B^T is applied down every column of the band once (``cols``,
-    shared by the two tiles that overlap there), then B across each tile. Every loop runs along the
-    channels, so a layer with few tiles and many channels (ResNet-50's res4a: 16 tiles of F(4x4),
-    256 channels) runs long vector loops where the channel-major transform runs 256 short ones.
+    Per tile row the input rows it reads are copied, channels last and zero-bordered, into
+    ``band`` (alpha, m, L, C), its columns split by phase: padded column ``X`` is
+    ``band[u, X % m, X // m]`` (``L = tiles_w + halo``, :func:`_row_scratch`). B^T is applied down
+    every column once (``cols``, same layout), in one loop over the whole band per coefficient;
+    then B across the tiles: column ``j*m + w`` of tile ``j`` is ``cols[a, w % m, j + w // m]``, so
+    for one (a, b, w) the sources of all the row's tiles are one contiguous run, and so are their
+    outputs in ``v``: every loop runs over a tile row's tiles and channels at once. (Looping over
+    the channels alone, tile by tile, ran short loops on layers with few channels.)
     """
     n_images, channels, height, width = x.shape
     alpha = bt.shape[0]
-    span = band.shape[1]
+    length = band.shape[2]
+    run = tiles_w * channels
+    band_flat = band.reshape(alpha, m * length * channels)
+    cols_flat = cols.reshape(alpha, m, length * channels)
+    v_flat = v.reshape(v.shape[0], v.shape[1] * channels)
     for row in range(first, stop):
         n = row // tiles_h
         i = row % tiles_h
         for u in range(alpha):
             y = i * m + u - ph
             if 0 <= y < height:
-                band[u, :pw] = 0.0
-                band[u, pw + width:] = 0.0
+                for xx in range(pw):                               # the left border
+                    band[u, xx % m, xx // m] = 0.0
+                for xx in range(pw + width, m * length):           # the right border
+                    band[u, xx % m, xx // m] = 0.0
                 # channels innermost: strided loads and contiguous stores took 46 us for
                 # res3a's band rows where the other order (contiguous loads) took 81 (F(2x2), one
                 # thread, CI machine)
                 for xx in range(width):
-                    dst = band[u, pw + xx]
+                    dst = band[u, (pw + xx) % m, (pw + xx) // m]
                     for c in range(channels):
                         dst[c] = x[n, c, y, xx]
             else:
                 band[u] = 0.0
         for a in range(alpha):
-            for xw in range(span):
-                dst = cols[a, xw]
+            dst = cols_flat[a].reshape(m * length * channels)
+            assign = True
+            for u in range(alpha):
+                coef = bt[a, u]
+                if coef != 0.0:
+                    _scaled(dst, coef, band_flat[u], assign)
+                    assign = False
+            if assign:
+                dst[:] = 0.0
+        start = (t0 + (row - first) * tiles_w) * channels
+        for a in range(alpha):
+            for b in range(alpha):
+                dst = v_flat[a * alpha + b, start:start + run]
                 assign = True
-                for u in range(alpha):
-                    coef = bt[a, u]
+                for w in range(alpha):
+                    coef = bt[b, w]
                     if coef != 0.0:
-                        _scaled(dst, coef, band[u, xw], assign)
+                        first_col = (w // m) * channels
+                        _scaled(dst, coef, cols_flat[a, w % m, first_col:first_col + run],
+                                assign)
                         assign = False
                 if assign:
                     dst[:] = 0.0
-        for j in range(tiles_w):
-            t = t0 + (row - first) * tiles_w + j
-            for a in range(alpha):
-                for b in range(alpha):
-                    dst = v[a * alpha + b, t]
-                    assign = True
-                    for w in range(alpha):
-                        coef = bt[b, w]
-                        if coef != 0.0:
-                            _scaled(dst, coef, cols[a, j * m + w], assign)
-                            assign = False
-                    if assign:
-                        dst[:] = 0.0
 
 
 @njit(cache=True, nogil=True, fastmath=False)
@@ -303,10 +312,11 @@ def _output_rows(mm, at, out, tiles_h, tiles_w, first, stop, t0, half, rows):
 
 
 def _row_scratch(m, alpha, tiles_w, channels, k_total):
-    """The scratch :func:`_input_rows` and :func:`_output_rows` need: band, cols, half, rows."""
-    span = tiles_w * m + alpha - m
-    return (np.empty((alpha, span, channels), dtype=np.float32),
-            np.empty((alpha, span, channels), dtype=np.float32),
+    """The scratch :func:`_input_rows` and :func:`_output_rows` need: band, cols (a tile row's
+    input columns split by phase, ``tiles_w + halo`` of each), half, rows."""
+    length = tiles_w + (alpha - 1) // m
+    return (np.empty((alpha, m, length, channels), dtype=np.float32),
+            np.empty((alpha, m, length, channels), dtype=np.float32),
             np.empty((alpha, m, k_total), dtype=np.float32),
             np.empty((m, tiles_w * m, k_total), dtype=np.float32))
 
@@ -319,9 +329,9 @@ def _input_transform_tiles(x, bt, v, m, tiles_h, tiles_w, ph, pw, threads):
     chunks = min(rows, threads)
     for chunk in prange(chunks):
         start, stop = chunk_bounds(chunk, chunks, rows)
-        span = tiles_w * m + alpha - m
-        band = np.empty((alpha, span, channels), dtype=np.float32)
-        cols = np.empty((alpha, span, channels), dtype=np.float32)
+        length = tiles_w + (alpha - 1) // m
+        band = np.empty((alpha, m, length, channels), dtype=np.float32)
+        cols = np.empty((alpha, m, length, channels), dtype=np.float32)
         _input_rows(x, bt, v, m, tiles_h, tiles_w, ph, pw, start, stop, start * tiles_w, band,
                     cols)
 
@@ -427,7 +437,7 @@ class WinogradCPU:
             return (4 * (scratch * shares + filters + positions * (problem.c + problem.k) * tiles)
                     + pair_scratch_bytes(problem, self.m, shares))   # F(2x2): column pairs
         tiles = problem.n * tiles_h * tiles_w
-        span = tiles_w * self.m + self.alpha - self.m
+        span = self.m * (tiles_w + self.halo)      # a band's columns, split by phase
         scratch = (2 * self.alpha * span * problem.c
                    + self.m * (self.alpha + tiles_w * self.m) * problem.k)
         return 4 * (scratch * min(threads, problem.n * tiles_h) + filters
