@@ -271,7 +271,12 @@ def _input_rows(x, bt, v, m, tiles_h, tiles_w, ph, pw, first, stop, t0, band, co
 def _output_rows(mm, at, out, tiles_h, tiles_w, first, stop, t0, half, rows):
     """Tile-major output transform of tile rows ``first`` to ``stop``: ``A^T M A`` with ``M`` read
     as ``mm[a*alpha + b, t, k]`` (tiles numbered as in :func:`_input_rows`), every output channel at
-    once; a tile row's outputs gather in ``rows`` (m, tiles_w*m, K) and go to ``out`` cut to size."""
+    once; a tile row's outputs gather in ``rows`` (m, tiles_w*m, K) and go to ``out`` cut to size.
+
+    Looping over a whole tile row at once, as the input transform does, measured slower here: with
+    ``M A`` and ``rows`` held for the row's tiles (split by column phase), ``ab`` called four of 13
+    cases 7-8 % slower and none faster (``results/amd-epyc-2c/ab/20261124T134445Z.json``): the
+    per-tile ``M A`` of K values stays in L1, a row's does not."""
     n_images, k_total, p_size, q_size = out.shape
     m, alpha = at.shape
     for row in range(first, stop):
