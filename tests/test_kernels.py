@@ -354,7 +354,11 @@ def test_winograd_layout_rule(monkeypatch):
     grouped = ConvProblem.parse("g2mb1ic256ih14oc256oh14kh3ph1")
     depthwise = ConvProblem.parse("g256mb1ic256ih14oc256oh14kh3ph1")
     grouped_large = ConvProblem.parse("g2mb1ic1024ih14oc1024oh14kh3ph1")   # 32 MiB of filters
-    assert f2.layout(res2a) == winograd.CHANNEL_MAJOR
+    conv1_2 = ConvProblem.parse("mb1ic64ih224oc64oh224kh3ph1")   # 49 tiles per channel at F(4x4)
+    three = ConvProblem.parse("mb1ic3ih32oc6oh32kh3ph1")          # few tiles, three channels
+    assert f2.layout(res2a) == winograd.TILE_ROWS                  # 12.25 tiles per channel
+    assert f4.layout(conv1_2) == winograd.CHANNEL_MAJOR
+    assert f4.layout(three) == winograd.CHANNEL_MAJOR
     assert f4.layout(res2a) == winograd.TILE_ROWS
     assert f4.layout(res4a) == winograd.TILE_ROWS
     assert f2.layout(conv5_1) == winograd.TILE_STAGES

@@ -20,8 +20,8 @@ element-wise products become, for each of the ``alpha^2`` positions, one matrix 
 
 * **channel-major** (``V`` is C x tiles): the transforms are numba parallel loops over (image,
   channel), vectorized along all of a channel's tiles (:func:`_input_transform`), and the GEMMs
-  are shared out among the cores by position. For large images with few channels, and grouped
-  problems with few channels per group (depthwise).
+  are shared out among the cores by position. For images of 16 tiles per input channel or more,
+  and layers with fewer than 16 channels per group (depthwise among them).
 * **tile-major** (``V`` is tiles x C, ``M = V @ U^T``): the transforms run along the channels, one
   tile at a time (:func:`_input_rows`), which suits small images with many channels. Either each
   thread takes a run of tile rows through all three stages (**tile rows**: one hand-over between
@@ -362,12 +362,15 @@ TILE_ROWS = "tile rows"
 TILE_STAGES = "tile-major stages"
 
 # Channel-major when an image has at least this many tiles per input channel, since its transforms'
-# loops run along the tiles. `convbench ab` at two threads, tile-major against channel-major:
-# ResNet-50 res2a at F(4x4) (196 tiles, 64 channels) 28 % faster, VGG-16 conv3_2 at F(2x2) (784
-# tiles, 256 channels) +3.9 % (unclear); at 6.1 tiles per channel VGG-16 conv3_1 at F(2x2) 12 %
-# faster but conv2_2 at F(4x4), that layer's fastest kernel, 5 % slower, so both stay
-# channel-major, as do res2a at F(2x2) (12 per channel) and VGG-16 conv1_2 and conv2_1.
-CHANNEL_MAJOR_TILES_PER_CHANNEL = 4
+# loops run along the tiles. The bound was 4 while the tile-rows input transform ran along the
+# channels tile by tile; once it ran over a tile row's tiles and channels at once, tile rows
+# against channel-major (`convbench ab`, two threads, ``results/amd-epyc-2c/ab/20261124T140815Z.json``,
+# outputs identical): at 6.1-12.3 tiles per channel faster on res2a_branch2b (F(2x2), -15.4 %),
+# VGG-16 conv3_1 (F(2x2), -9.9 %), conv2_2 (F(4x4), -5.1 %), GoogLeNet conv2/3x3 (F(2x2), -15.8 %)
+# and inception_3a/3b 5x5 (F(2x2,5x5), -20.6 and -36.6 %), unclear on res2a and conv2_1 at F(4x4);
+# at 24.5 (conv2_2, F(2x2)) +4.3 % (unclear), at 49 VGG-16 conv1_2 at F(4x4) +42 %. With the bound
+# at 16, the same 14 cases (``...141103Z.json``): 5 faster (-8.8 to -33.8 %), none slower.
+CHANNEL_MAJOR_TILES_PER_CHANNEL = 16
 
 # Tile-major, each thread does whole tile rows end to end (one hand-over per call, where the stages
 # need three) while the transformed filters take at most this much: every thread reads all of them.
@@ -377,15 +380,16 @@ CHANNEL_MAJOR_TILES_PER_CHANNEL = 4
 # against 4.8, as each thread's small products re-read filters that no longer stay in the cache.
 TILE_ROWS_FILTER_BYTES = 12 * 2 ** 20
 
-# A grouped layer goes tile-major (tile rows, one product per group) only with at least this many
-# input channels per group: the transforms run along all the channels either way, but each group's
-# products are as narrow as its channels. `convbench ab`, tile rows against channel-major, two
+# Tile-major only with at least this many input channels per group. A grouped layer takes tile rows
+# with one product per group: the transforms run along all the channels either way, but each
+# group's products are as narrow as its channels. Ungrouped, a layer of 3 channels (LeNet-5's c1 at
+# F(4x4,5x5)) took 0.17 ms by tile rows and 0.14 channel-major, in one process. `convbench ab`, tile rows against channel-major, two
 # threads (``results/amd-epyc-2c/ab/20261124T132043Z.json``): AlexNet conv4 and conv5 (two groups
 # of 192 channels, 13 x 13) 52 and 57 % faster at F(4x4,3x3), 23 and 37 % at F(2x2,3x3); conv2
 # (two groups of 48, 27 x 27) 35 % at F(4x4,5x5), 28 % at F(2x2,5x5). Ungrouped layers, whose
 # path only gained the loop over one group: same or unclear on eight cases (``...132201Z.json``).
 # Depthwise layers (one channel per group) stay channel-major.
-GROUPED_TILE_MIN_CHANNELS = 16
+TILE_MIN_CHANNELS = 16
 
 
 class WinogradCPU:
@@ -409,12 +413,12 @@ class WinogradCPU:
 
     def layout(self, problem):
         """:data:`CHANNEL_MAJOR`, :data:`TILE_ROWS` or :data:`TILE_STAGES`: how ``prepare`` lays
-        the problem out (a grouped problem takes tile rows or channel-major, and channel-major
-        with fewer than :data:`GROUPED_TILE_MIN_CHANNELS` channels per group)."""
+        the problem out (channel-major with fewer than :data:`TILE_MIN_CHANNELS` channels
+        per group; a grouped problem takes tile rows or channel-major)."""
         tiles_h, tiles_w = self._tiles(problem)
         grouped = problem.groups > 1
         if (tiles_h * tiles_w >= CHANNEL_MAJOR_TILES_PER_CHANNEL * problem.c
-                or (grouped and problem.c // problem.groups < GROUPED_TILE_MIN_CHANNELS)):
+                or problem.c // problem.groups < TILE_MIN_CHANNELS):
             return CHANNEL_MAJOR
         filters = 4 * self.alpha ** 2 * (problem.c // problem.groups) * problem.k
         if filters <= TILE_ROWS_FILTER_BYTES or share_count(get_num_threads()) == 1:
