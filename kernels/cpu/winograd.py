@@ -50,6 +50,12 @@ from ..winograd_transforms import transforms
 from ._common import (chunk_bounds, load_channel, matmul_for, pair_scratch, pair_scratch_bytes,
                       run_shares, share_count)
 
+@njit(cache=True, inline="always")
+def _halo(alpha, m):
+    """Input rows (and columns) a tile reads past its own m, in units of m: ceil((r - 1) / m)."""
+    return (alpha - 1) // m
+
+
 @njit(cache=True, fastmath=False, inline="always")
 def _scaled(dst, coef, src, assign):
     """dst = coef * src when ``assign``, else dst += coef * src (one pass, no zero fill).
@@ -77,7 +83,8 @@ def _input_transform(x, bt, v, m, tiles_h, row_len, ph, pw, threads):
 
     ``L = tiles_w + halo`` (:func:`_halo`): each tile row has ``halo`` padding columns in ``v``,
     computed from zeros or neighbours and never used, so one (image, channel) is a single
-    contiguous run and every loop is long and contiguous. Per (image, channel) the input is first copied into a zero-bordered scratch
+    contiguous run and every loop is long and contiguous. Per (image, channel) the input is first
+    copied into a zero-bordered scratch
     split by row and column phase (``d[s, r, I, j] = x_padded[I*m + s, j*m + r]``, see
     :func:`kernels.cpu._common.load_channel`), which stays in cache. Row ``i*m + u`` of every tile
     row ``i`` is then one run of ``d[u % m, r]`` (from row ``u // m`` on), so B^T is applied down
@@ -90,7 +97,7 @@ def _input_transform(x, bt, v, m, tiles_h, row_len, ph, pw, threads):
     """
     n_images, channels = x.shape[0], x.shape[1]
     alpha = bt.shape[0]
-    halo = (alpha - 1) // m
+    halo = _halo(alpha, m)
     run = tiles_h * row_len
     jobs = n_images * channels
     chunks = min(jobs, threads)
@@ -220,7 +227,8 @@ def _input_rows(x, bt, v, m, tiles_h, tiles_w, ph, pw, first, stop, t0, band, co
     length = band.shape[2]
     run = tiles_w * channels
     band_flat = band.reshape(alpha, m * length * channels)
-    cols_flat = cols.reshape(alpha, m, length * channels)
+    cols_flat = cols.reshape(alpha, m * length * channels)      # B^T's output, one run per a
+    cols_phases = cols.reshape(alpha, m, length * channels)     # B's input, by column phase
     v_flat = v.reshape(v.shape[0], v.shape[1] * channels)
     for row in range(first, stop):
         n = row // tiles_h
@@ -242,7 +250,7 @@ def _input_rows(x, bt, v, m, tiles_h, tiles_w, ph, pw, first, stop, t0, band, co
             else:
                 band[u] = 0.0
         for a in range(alpha):
-            dst = cols_flat[a].reshape(m * length * channels)
+            dst = cols_flat[a]
             assign = True
             for u in range(alpha):
                 coef = bt[a, u]
@@ -260,7 +268,7 @@ def _input_rows(x, bt, v, m, tiles_h, tiles_w, ph, pw, first, stop, t0, band, co
                     coef = bt[b, w]
                     if coef != 0.0:
                         first_col = (w // m) * channels
-                        _scaled(dst, coef, cols_flat[a, w % m, first_col:first_col + run],
+                        _scaled(dst, coef, cols_phases[a, w % m, first_col:first_col + run],
                                 assign)
                         assign = False
                 if assign:
@@ -319,7 +327,7 @@ def _output_rows(mm, at, out, tiles_h, tiles_w, first, stop, t0, half, rows):
 def _row_scratch(m, alpha, tiles_w, channels, k_total):
     """The scratch :func:`_input_rows` and :func:`_output_rows` need: band, cols (a tile row's
     input columns split by phase, ``tiles_w + halo`` of each), half, rows."""
-    length = tiles_w + (alpha - 1) // m
+    length = tiles_w + _halo(alpha, m)
     return (np.empty((alpha, m, length, channels), dtype=np.float32),
             np.empty((alpha, m, length, channels), dtype=np.float32),
             np.empty((alpha, m, k_total), dtype=np.float32),
@@ -334,7 +342,7 @@ def _input_transform_tiles(x, bt, v, m, tiles_h, tiles_w, ph, pw, threads):
     chunks = min(rows, threads)
     for chunk in prange(chunks):
         start, stop = chunk_bounds(chunk, chunks, rows)
-        length = tiles_w + (alpha - 1) // m
+        length = tiles_w + _halo(alpha, m)
         band = np.empty((alpha, m, length, channels), dtype=np.float32)
         cols = np.empty((alpha, m, length, channels), dtype=np.float32)
         _input_rows(x, bt, v, m, tiles_h, tiles_w, ph, pw, start, stop, start * tiles_w, band,
@@ -398,9 +406,7 @@ class WinogradCPU:
     def __init__(self, m, r=3):
         self.m, self.r = m, r
         self.alpha = m + r - 1
-        # input rows (and columns) a tile reads past its own m, in units of m: the padding
-        # columns per tile row of the channel-major layout
-        self.halo = (self.alpha - 1) // m
+        self.halo = _halo(self.alpha, m)   # the padding columns per tile row, channel-major
         spec = transforms(m, r)
         self.bt = np.array(spec["BT"], dtype=np.float32)
         self.at = np.array(spec["AT"], dtype=np.float32)
