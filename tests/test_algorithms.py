@@ -100,6 +100,10 @@ def test_im2col_workspace_is_the_column_matrix_and_a_plane_per_lowering_thread(m
     assert kernel.workspace_bytes(pointwise) == 0  # the input already is the column matrix
     subsampling = ConvProblem.parse("mb1ic256ih56oc512oh28kh1sh2")
     assert kernel.workspace_bytes(subsampling) == 4 * 256 * 28 * 28
+    # a batch of strided 1x1 layers goes by shares too, copying from the input with no planes
+    batch = ConvProblem.parse("mb8ic256ih56oc128oh28kh1sh2")
+    assert im2col_module.im2col_gemm.row_shares(batch) == 2
+    assert kernel.workspace_bytes(batch) == 4 * 8 * 256 * 28 * 28
 
 
 def _force_im2col_path(monkeypatch, path):
@@ -131,11 +135,13 @@ def test_im2col_lowering_matches_the_definition_on_strided_dilated_padded_proble
                  # three images of 7 rows in two shares: the first share ends inside image 1
                  "mb3ic2ih7oc2kh3ph1",
                  # column stride 2, even widths: split by column pairs, odd and even padding
-                 "mb2ic3ih9iw12oc2kh3sh2ph1", "mb1ic2ih8iw10oc2kh4kw3sh1sw2ph0pw3"):
+                 "mb2ic3ih9iw12oc2kh3sh2ph1", "mb1ic2ih8iw10oc2kh4kw3sh1sw2ph0pw3",
+                 # strided 1x1: copied from a strided view, the shares' rows span images
+                 "mb3ic3ih9iw8oc2kh1sh2", "mb2ic2ih10iw7oc2kh1sh3sw2"):
         problem = ConvProblem.parse(text)
         if path == "row shares":
-            assert kernel.prepare(problem, make_inputs(problem, seed=5)[1]).impl == \
-                "lowered by output rows on 2 threads", text
+            assert kernel.prepare(problem, make_inputs(problem, seed=5)[1]).impl.endswith(
+                "by output rows on 2 threads"), text
         x, w = make_inputs(problem, seed=5)
         run = kernel.prepare(problem, w)
         col = run.unchecked.column_matrix    # the im2col module's own run, unwrapped
@@ -158,6 +164,7 @@ def test_im2col_lowering_matches_the_definition_on_strided_dilated_padded_proble
     "g2mb2ic4ih9oc6kh3sh2ph1",              # groups (never in row shares), stride
     "mb1ic3ih10iw12oc4kh5ph2pw1dh0dw1",     # dilation along w
     "mb1ic2ih3oc2kh3ph1",                   # three output rows: shares of one and two
+    "mb3ic4ih9oc3kh1sh2",                   # strided 1x1, shares spanning images
 ])
 def test_im2col_output_is_right_on_every_path(path, text, monkeypatch):
     """The products land where they belong: each share multiplies its own columns of each image

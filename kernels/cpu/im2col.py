@@ -44,13 +44,19 @@ the run before); the others the same or unclear.
 At batch 8 (``20261124T112134Z.json``), seven layers with more than 64 output channels,
 the shares against the old path: res3a_branch2b 5.2 % and inception_3b/5x5 19.9 % faster,
 the others the same or unclear, none slower.
+A batch of strided 1x1 layers goes by shares as well, each copying its rows from a strided view
+of the input (before, one numpy copy of the whole batch, then the product on both threads):
+``ab`` on ResNet-50's six strided 1x1 layers, outputs identical, at batch 8 four 10-22 % faster,
+one the same and one unclear (``20261124T144605Z.json``), at batch 2 five 9-31 % faster and one
+unclear (``20261124T144642Z.json``). At batch 1 such layers (128 or more output channels) stay
+on the old path: shares measured no faster there in one process.
 
 A column matrix under ``SERIAL_COPY_BYTES`` (1 MiB) is lowered by one thread, as is the split of
 an input under that size: on the CI machine waking the other thread costs more than such a copy
 (LeNet-5's c1: 4 us in one thread, 46 us in two; ``ab``: 4.4-5.4x faster on LeNet-5's layers).
 
 A 1x1 filter with stride 1 and no padding needs no lowering at all -- the input already is the
-column matrix -- and with a larger stride its lowering is one strided numpy copy. The workspace is
+column matrix -- and with a larger stride its lowering is a strided numpy copy. The workspace is
 the column matrix, ``N * C * R * S * P * Q`` floats, plus one channel's planes (and the scratch
 ``load_channel`` needs to split column pairs) per lowering thread or share.
 """
@@ -151,9 +157,9 @@ def _is_pointwise(problem):
 
 def _is_subsampling(problem):
     """A strided 1x1 layer without padding: its column matrix is the input at every stride-th row
-    and column, which numpy copies from a strided view in one pass. On ResNet-50 res3a_branch2a
-    (256 channels, 56x56, stride 2; AMD CI machine) that took 58 us against 124 us for the numba
-    lowering of the time (before the stride phases) at two threads."""
+    and column, which numpy copies from a strided view in one pass (or one per row share). On
+    ResNet-50 res3a_branch2a (256 channels, 56x56, stride 2; AMD CI machine) that took 58 us
+    against 124 us for the numba lowering of the time (before the stride phases) at two threads."""
     return problem.r == 1 and problem.s == 1 and problem.padding == (0, 0)
 
 
@@ -166,7 +172,7 @@ class Im2colGemmCPU:
     def row_shares(self, problem):
         """How many threads lower and multiply their own output rows (see the module's notes); 1
         where the lowering and the product are each spread over the threads instead."""
-        if _is_subsampling(problem) or problem.groups > 1:
+        if problem.groups > 1:
             return 1
         threads = share_count(get_num_threads())
         if threads < 2 or problem.flops < SHARED_ROWS_FLOPS:
@@ -214,6 +220,8 @@ class Im2colGemmCPU:
 
         col = np.empty((problem.n, problem.c * problem.r * problem.s, pixels), dtype=np.float32)
         col_grouped = col.reshape(problem.n, groups, rows, pixels)
+        if self.row_shares(problem) > 1:
+            return self._prepare_row_shares(problem, weights, col, out_shape)
         if _is_subsampling(problem):
             (sh, sw) = problem.stride
             col_image = col.reshape(problem.n, problem.c, problem.p, problem.q)
@@ -221,8 +229,6 @@ class Im2colGemmCPU:
             def lower(x):
                 np.copyto(col_image, x[:, :, ::sh, ::sw])
             impl = "strided 1x1: subsampled"
-        elif self.row_shares(problem) > 1:
-            return self._prepare_row_shares(problem, weights, col, out_shape)
         else:
             lower = self._lowering(problem, col)
             impl = "lowered"
@@ -255,14 +261,17 @@ class Im2colGemmCPU:
 
     def _prepare_row_shares(self, problem, weights, col, out_shape):
         """Each share lowers its run of output rows and multiplies them by the whole filter
-        matrix, with a one-thread BLAS (see the module's notes)."""
-        taps = _tap_offsets(problem)
+        matrix, with a one-thread BLAS (see the module's notes). A strided 1x1 layer's share
+        copies its rows from a strided view of the input (numpy, which lets go of the GIL) and
+        needs no planes."""
         (ph, pw), p_size, q_size = problem.padding, problem.p, problem.q
         groups, rows = problem.groups, problem.n * p_size
         col_grouped = col.reshape(problem.n, groups, -1, p_size * q_size)
         count = self.row_shares(problem)
         bounds = [rows * i // count for i in range(count + 1)]
-        planes, pairs = _channel_scratch(problem, count)
+        subsampling = _is_subsampling(problem)
+        planes, pairs = (([None] * count,) * 2 if subsampling
+                         else _channel_scratch(problem, count))
         shares = []
         for first, stop, own_planes, own_pairs in zip(bounds[:-1], bounds[1:], planes, pairs):
             # the share's columns of each image it touches: (image, first column, last + 1)
@@ -271,10 +280,21 @@ class Im2colGemmCPU:
                       for n in range(first // p_size, -(-stop // p_size))]
             shares.append((first, stop, pieces, own_planes, own_pairs))
 
-        def lower(x, share):
-            first, stop, _, planes, pairs = share
-            _lower_rows(x, col, planes, pairs, first, stop, 0, problem.c, taps, p_size, q_size,
-                        ph, pw)
+        if subsampling:
+            (sh, sw) = problem.stride
+            col_image = col.reshape(problem.n, problem.c, p_size, q_size)
+
+            def lower(x, share):
+                for n, start, end in share[2]:
+                    p0, p1 = start // q_size, end // q_size
+                    np.copyto(col_image[n, :, p0:p1], x[n, :, p0 * sh:p1 * sh:sh, ::sw])
+        else:
+            taps = _tap_offsets(problem)
+
+            def lower(x, share):
+                first, stop, _, planes, pairs = share
+                _lower_rows(x, col, planes, pairs, first, stop, 0, problem.c, taps, p_size,
+                            q_size, ph, pw)
 
         def multiply(out, share):
             for n, start, end in share[2]:
@@ -298,7 +318,8 @@ class Im2colGemmCPU:
         run.stages = pipeline(
             ("lowering", lambda x: run_shares([partial(lower, x, share) for share in shares])),
             ("multiply", multiply_all)).stages
-        run.impl = f"lowered by output rows on {count} threads"
+        run.impl = (f"strided 1x1: subsampled by output rows on {count} threads" if subsampling
+                    else f"lowered by output rows on {count} threads")
         run.column_matrix = col
         return run
 
