@@ -29,8 +29,8 @@ from functools import partial
 import numpy as np
 import scipy.fft
 
-from ..common import (fft_prepare, fft_shape, fft_tiled_prepare, fft_tiled_workspace_bytes,
-                      fft_unsupported, fft_workspace_bytes)
+from ..common import (fft_prepare, fft_shape, fft_tile_plan, fft_tiled_prepare,
+                      fft_tiled_workspace_bytes, fft_unsupported, fft_workspace_bytes)
 from ._common import shared_matmul, usable_cores
 
 _WORKERS = usable_cores()
@@ -39,13 +39,23 @@ _WORKERS = usable_cores()
 # CI machine (AMD EPYC, 2 cores) scipy.fft's second worker made such transforms slower: the 128
 # channels of 30 x 30 of ResNet-50's res3a in 0.171 ms on one thread, 0.264-0.267 on two; 256 of
 # 16 x 16 in 0.103 against 0.139-0.199. At 1.8 MB (128 of 58 x 60) two took 0.59-0.62 ms against
-# 0.99. The tiled FFT's many small transforms showed no such rule, so they keep every core.
+# 0.99.
 SERIAL_FFT_BYTES = 2 ** 20
 
+# The tiled FFT's bound, lower: its many small transforms over the tiles' two leading axes gain
+# from the second worker sooner. Forward and inverse stage alone, one worker against two (medians,
+# one process, CI machine): 96-384 KiB of tiles, on one thread 41-198 us where two took 118-221
+# (GoogLeNet's small 3x3 and 5x5 layers); 600-800 KiB either way by run (inception_3a/3x3 456 us
+# against 719, 3b/3x3 621 against 468); 1-3 MiB 20-35 % faster on two. `ab` with the 1 MiB bound
+# called 3b/3x3 (800 and 1200 KiB) 20 % slower (``results/amd-epyc-2c/ab/20261124T145442Z.json``).
+SERIAL_TILED_FFT_BYTES = 2 ** 19
 
-def _workers(images, channels, shape):
-    """scipy.fft's ``workers`` for one transform of ``images x channels`` float32 planes."""
-    return 1 if 4 * images * channels * shape[0] * shape[1] < SERIAL_FFT_BYTES else _WORKERS
+
+def _workers(planes, shape, serial_bytes=None):
+    """scipy.fft's ``workers`` for one transform of ``planes`` float32 planes of ``shape``: one
+    below ``serial_bytes`` (default :data:`SERIAL_FFT_BYTES`)."""
+    serial_bytes = SERIAL_FFT_BYTES if serial_bytes is None else serial_bytes
+    return 1 if 4 * planes * shape[0] * shape[1] < serial_bytes else _WORKERS
 
 
 class FFTCPU:
@@ -60,8 +70,8 @@ class FFTCPU:
     def prepare(self, problem, w):
         shape = fft_shape(problem)
         return fft_prepare(problem, w, np,
-                           partial(scipy.fft.rfft2, workers=_workers(problem.n, problem.c, shape)),
-                           partial(scipy.fft.irfft2, workers=_workers(problem.n, problem.k, shape)),
+                           partial(scipy.fft.rfft2, workers=_workers(problem.n * problem.c, shape)),
+                           partial(scipy.fft.irfft2, workers=_workers(problem.n * problem.k, shape)),
                            matmul=shared_matmul())
 
 
@@ -75,9 +85,15 @@ class FFTTiledCPU(FFTCPU):
         return fft_tiled_workspace_bytes(problem)
 
     def prepare(self, problem, w):
-        return fft_tiled_prepare(problem, w, np, partial(scipy.fft.rfft2, workers=_WORKERS),
-                                 partial(scipy.fft.irfft2, workers=_WORKERS),
-                                 np.lib.stride_tricks.as_strided, matmul=shared_matmul())
+        size, _, tiles_h, tiles_w = fft_tile_plan(problem)
+        tiles = problem.n * tiles_h * tiles_w
+        return fft_tiled_prepare(
+            problem, w, np,
+            partial(scipy.fft.rfft2, workers=_workers(tiles * problem.c, (size, size),
+                                                       SERIAL_TILED_FFT_BYTES)),
+            partial(scipy.fft.irfft2, workers=_workers(tiles * problem.k, (size, size),
+                                                        SERIAL_TILED_FFT_BYTES)),
+            np.lib.stride_tricks.as_strided, matmul=shared_matmul())
 
 
 fft_tiled = FFTTiledCPU()
