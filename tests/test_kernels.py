@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numba
 import numpy as np
 import pytest
 
@@ -410,7 +411,60 @@ def test_direct_takes_its_depthwise_path_exactly_for_one_input_channel_per_group
     problems = [ConvProblem.parse(text) for text in EDGE_CASES] + random_problems(60, seed=2024)
     paths = {(problem.c == problem.groups,
               direct.prepare(problem, make_inputs(problem)[1]).impl) for problem in problems}
-    assert paths == {(True, "depthwise"), (False, None)}
+    assert paths == {(True, "depthwise"), (False, None)}   # SERIAL_FLOPS is 0 here (conftest)
+
+
+def test_one_thread_runs_numba_loops_on_the_calling_thread_and_gives_the_count_back():
+    """The wrapper sets numba's thread count to one for the call and each stage, puts it back
+    afterwards (also after a failure), and keeps what ``prepare`` recorded."""
+    import numba
+    from kernels.cpu._common import one_thread
+    before = numba.get_num_threads()
+
+    def run(x):
+        if x is None:
+            raise ValueError("no input")
+        return numba.get_num_threads()
+    run.impl, run.column_matrix = "lowered", "kept"
+    run.stages = (("only", run),)
+    wrapped = one_thread(run)
+    assert wrapped(1) == 1 and numba.get_num_threads() == before
+    assert dict(wrapped.stages)["only"](1) == 1 and numba.get_num_threads() == before
+    with pytest.raises(ValueError):
+        wrapped(None)
+    assert numba.get_num_threads() == before
+    assert (wrapped.impl, wrapped.column_matrix) == ("lowered, one thread", "kept")
+
+
+@pytest.mark.parametrize("algo", ["direct", "winograd_5x5"])
+def test_a_small_problem_runs_on_one_thread_and_a_large_one_on_all(algo, monkeypatch):
+    """Under ``SERIAL_FLOPS`` (direct count; depthwise under ``SERIAL_DEPTHWISE_BYTES``) a kernel
+    with numba loops runs them on one thread, still right, and counts one thread's scratch in its
+    workspace; from the bounds up it runs as before. Depthwise and blocked direct, channel-major
+    and tile-major Winograd."""
+    from kernels.cpu import _common
+    monkeypatch.setattr(_common, "SERIAL_FLOPS", 10e6)
+    monkeypatch.setattr(_common, "SERIAL_DEPTHWISE_BYTES", 2 ** 20)
+    kernel = next(kernel for kernel in KERNELS if kernel.spec.algo == algo)
+    for text in ("mb2ic4ih12oc6kh5ph2", "g4mb1ic4ih10oc8kh5ph2", "mb1ic32ih6oc32kh5ph2"):
+        problem = ConvProblem.parse(text)
+        assert problem.flops < 10e6
+        x, w = make_inputs(problem, seed=4)
+        run = kernel.prepare(problem, w)
+        assert run.impl.endswith(("one thread", "on 1 thread")), (text, run.impl)
+        assert compare(run(x), reference_for(problem, x, w), kernel.spec.tolerance).passed, text
+        serial_workspace = kernel.impl.workspace_bytes(problem)
+        monkeypatch.setattr(_common, "SERIAL_FLOPS", 0)
+        monkeypatch.setattr(_common, "SERIAL_DEPTHWISE_BYTES", 0)
+        if numba.get_num_threads() > 1 and run.impl.startswith(("depthwise", "channel-major")):
+            assert kernel.impl.workspace_bytes(problem) > serial_workspace, text
+        monkeypatch.setattr(_common, "SERIAL_FLOPS", 10e6)
+        monkeypatch.setattr(_common, "SERIAL_DEPTHWISE_BYTES", 2 ** 20)
+    # 65 MFLOP; a depthwise layer of 3.8 MB (0.6 MFLOP)
+    for text in ("mb1ic64ih20oc64kh5ph2", "g64mb1ic64ih62oc64kh5ph2"):
+        large = ConvProblem.parse(text)
+        impl = kernel.prepare(large, make_inputs(large)[1]).impl or ""
+        assert "one thread" not in impl and "on 1 thread" not in impl, text
 
 
 def test_direct_depthwise_workspace_is_per_thread_not_per_input():

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from functools import partial
 
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import get_num_threads, njit, prange, set_num_threads
 
 from ..common import blas_libraries
 
@@ -195,6 +195,56 @@ SERIAL_COPY_BYTES = 2 ** 20
 # empty task: 43 us, median of 2000), about what one core takes for 10 MFLOP of SGEMM, so sharing
 # a stack of 20 MFLOP between two cores saves about what the hand-over costs.
 PARALLEL_MATMUL_FLOPS = 20e6
+
+
+# A problem of fewer flops (the direct count) than this runs its numba loops on the calling thread
+# alone (:func:`numba_threads`, :func:`one_thread`): waking the other thread costs more than it
+# saves. On the CI machine (AMD EPYC, 2 cores, medians in one process) the direct kernel took
+# 13.5 us at one thread and 92 at two on LeNet-5's c3 (0.48 MFLOP), 99 against 130 on GoogLeNet's
+# inception_4a/5x5 (7.5 MFLOP) and 159 against 172 on 64 channels of 14 x 14 at 3x3 (14.5 MFLOP);
+# at 20 MFLOP the two were even and at 21.7 (a stride-2 stem) two threads won, 279 against 327.
+SERIAL_FLOPS = 10e6
+
+# A depthwise layer (one input channel per group) does few flops per value, so its time goes to
+# the copies: it runs on one thread when its input and output take fewer bytes than this. With the
+# flop rule instead, `convbench ab` of the direct kernel on MobileNet v1's depthwise layers (all
+# under 10 MFLOP): dw1-dw3 (3.2-4 MB) 11-20 % slower, dw7-11 and dw13 (0.8 and 0.4 MB) 7 and 10 %
+# faster, the others even (``results/amd-epyc-2c/ab/20261124T150353Z.json``).
+SERIAL_DEPTHWISE_BYTES = 2 ** 20
+
+
+def numba_threads(problem):
+    """The numba threads a kernel's loops use on ``problem``: one under :data:`SERIAL_FLOPS`
+    (a depthwise layer: under :data:`SERIAL_DEPTHWISE_BYTES` of input and output), else numba's
+    count. Per-thread scratch, and so the workspace, follows it."""
+    if problem.c == problem.groups:
+        size = 4 * problem.n * (problem.c * problem.h * problem.w
+                                + problem.k * problem.p * problem.q)
+        return 1 if size < SERIAL_DEPTHWISE_BYTES else get_num_threads()
+    return 1 if problem.flops < SERIAL_FLOPS else get_num_threads()
+
+
+def one_thread(run):
+    """``run`` (and each of its ``stages``) with numba's thread count set to one for the call,
+    so its parallel loops run on the calling thread and wake no other; the attributes ``prepare``
+    set (``impl``, ``stages``, ...) are kept, and ``impl`` says "one thread"."""
+    def serial(function):
+        def call(x):
+            threads = get_num_threads()
+            set_num_threads(1)
+            try:
+                return function(x)
+            finally:
+                set_num_threads(threads)
+        return call
+
+    wrapped = serial(run)
+    wrapped.__dict__.update(run.__dict__)
+    if getattr(run, "stages", None):
+        wrapped.stages = tuple((name, serial(stage)) for name, stage in run.stages)
+    impl = getattr(run, "impl", None)
+    wrapped.impl = f"{impl}, one thread" if impl else "one thread"
+    return wrapped
 
 
 def usable_cores():

@@ -34,8 +34,8 @@ import numpy as np
 from numba import get_num_threads, njit, prange
 
 from ._common import (SERIAL_COPY_BYTES, chunk_bounds, load_channel, load_streams,
-                      load_streams_serial, pair_scratch, pair_scratch_bytes, stream_shape,
-                      streams_scratch_bytes)
+                      load_streams_serial, numba_threads, one_thread, pair_scratch,
+                      pair_scratch_bytes, stream_shape, streams_scratch_bytes)
 
 K_BLOCK = 8          # output channels per task: two passes of K_UNROLL
 K_UNROLL = 4         # output channels per pass (the loop of _add_taps)
@@ -269,7 +269,7 @@ class DirectCPU:
         if problem.c == problem.groups:   # depthwise: one channel's planes and run per thread
             _, _, sh, sw, plane_h, plane_w = stream_shape(problem, *problem.stride)
             per_thread = sh * sw * plane_h * plane_w + (problem.p - 1) * plane_w + problem.q
-            threads = min(get_num_threads(), problem.n * problem.c)
+            threads = min(numba_threads(problem), problem.n * problem.c)
             return 4 * per_thread * threads + pair_scratch_bytes(problem, sw, threads)
         if not self._copies_input(problem):
             return 0
@@ -277,6 +277,10 @@ class DirectCPU:
         return planes + streams_scratch_bytes(problem, planes)
 
     def prepare(self, problem, w):
+        run = self._prepare(problem, w)
+        return one_thread(run) if numba_threads(problem) == 1 else run
+
+    def _prepare(self, problem, w):
         shape = stream_shape(problem, *problem.stride)
         taps = tap_table(problem, shape[-1])
         weights = np.zeros((problem.k, len(taps)), dtype=np.float32)

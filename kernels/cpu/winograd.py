@@ -47,8 +47,8 @@ from numba import get_num_threads, njit, prange
 
 from ..common import pipeline, winograd_filter_transform, winograd_tiles, winograd_unsupported
 from ..winograd_transforms import transforms
-from ._common import (chunk_bounds, load_channel, matmul_for, pair_scratch, pair_scratch_bytes,
-                      run_shares, share_count)
+from ._common import (chunk_bounds, load_channel, matmul_for, numba_threads, one_thread,
+                      pair_scratch, pair_scratch_bytes, run_shares, share_count)
 
 @njit(cache=True, inline="always")
 def _halo(alpha, m):
@@ -427,7 +427,7 @@ class WinogradCPU:
                 or problem.c // problem.groups < TILE_MIN_CHANNELS):
             return CHANNEL_MAJOR
         filters = 4 * self.alpha ** 2 * (problem.c // problem.groups) * problem.k
-        if filters <= TILE_ROWS_FILTER_BYTES or share_count(get_num_threads()) == 1:
+        if filters <= TILE_ROWS_FILTER_BYTES or share_count(numba_threads(problem)) == 1:
             return TILE_ROWS
         return CHANNEL_MAJOR if grouped else TILE_STAGES
 
@@ -440,7 +440,7 @@ class WinogradCPU:
     def workspace_bytes(self, problem):
         tiles_h, tiles_w = self._tiles(problem)
         positions = self.alpha * self.alpha
-        threads = get_num_threads()
+        threads = numba_threads(problem)
         filters = positions * problem.k * (problem.c // problem.groups)
         if self.layout(problem) == CHANNEL_MAJOR:
             tiles = self._columns(problem)
@@ -466,6 +466,8 @@ class WinogradCPU:
             run = self._prepare_tile_major(problem, w, layout)
         if not getattr(run, "impl", None):
             run.impl = layout
+        if layout != TILE_ROWS and numba_threads(problem) == 1:   # tile rows: one share already
+            return one_thread(run)
         return run
 
     def _prepare_channel_major(self, problem, w):
@@ -517,7 +519,7 @@ class WinogradCPU:
 
         # TILE_ROWS: share i does tile rows bounds[i] to bounds[i+1], all three stages
         rows = problem.n * tiles_h
-        count = min(share_count(get_num_threads()), rows)
+        count = min(share_count(numba_threads(problem)), rows)
         bounds = [rows * i // count for i in range(count + 1)]
         shares = [(first, stop, first * tiles_w, stop * tiles_w,
                    _row_scratch(m, alpha, tiles_w, problem.c, problem.k))
