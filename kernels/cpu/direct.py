@@ -28,6 +28,10 @@ vectorize (an index like ``start + i`` carries a negative-index check that stops
 Measured on the AMD CI machine (Zen 5, one thread, ResNet-50 res2a_branch2b at batch 1): about 105
 GFLOP/s, against 62 for one output channel and three taps of one filter row per pass. Four channels
 per pass, not six: six ran at 69 GFLOP/s (not investigated further).
+
+A small problem (under ``SERIAL_FLOPS``, a depthwise one under ``SERIAL_DEPTHWISE_BYTES``: see
+:func:`kernels.cpu._common.numba_threads`) runs on the calling thread alone, since waking the
+other costs more than it saves there (LeNet-5's c3: 13.5 us against 92 on the CI machine).
 """
 
 import numpy as np

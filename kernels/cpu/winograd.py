@@ -22,13 +22,19 @@ element-wise products become, for each of the ``alpha^2`` positions, one matrix 
   channel), vectorized along all of a channel's tiles (:func:`_input_transform`), and the GEMMs
   are shared out among the cores by position. For images of 16 tiles per input channel or more,
   and layers with fewer than 16 channels per group (depthwise among them).
-* **tile-major** (``V`` is tiles x C, ``M = V @ U^T``): the transforms run along the channels, one
-  tile at a time (:func:`_input_rows`), which suits small images with many channels. Either each
+* **tile-major** (``V`` is tiles x C, ``M = V @ U^T``): the transforms run along the channels
+  (the input transform over a tile row's tiles and channels at once, :func:`_input_rows`; the
+  output transform tile by tile, :func:`_output_rows`), which suits small images with many
+  channels. Either each
   thread takes a run of tile rows through all three stages (**tile rows**: one hand-over between
   threads per call, where waking sleeping threads costs 40-60 us on the CI machine), or, when the
   transformed filters are too large for every thread to read them all, the stages run one after
   another, each shared out (**tile-major stages**). A grouped problem takes tile rows, with one
   product per group, or else channel-major.
+
+A small problem (see :func:`kernels.cpu._common.numba_threads`) runs its numba loops on one thread,
+and a tile-major one takes tile rows as one share: LeNet-5's c3 by F(2x2,5x5) 0.11 -> 0.024 ms (``convbench ab``,
+CI machine, ``results/amd-epyc-2c/ab/20261124T150732Z.json``).
 
 F(2x2, 3x3) does 16 multiplies per 4 outputs where direct does 36; F(4x4, 3x3) 36 per 16 where direct
 does 144 -- fewer operations, but its transforms hold larger constants (up to 8 and 1/24), so the
