@@ -290,7 +290,10 @@ def _output_rows(mm, at, out, tiles_h, tiles_w, first, stop, t0, half, rows):
     Looping over a whole tile row at once, as the input transform does, measured slower here: with
     ``M A`` and ``rows`` held for the row's tiles (split by column phase), ``ab`` called four of 13
     cases 7-8 % slower and none faster (``results/amd-epyc-2c/ab/20261124T134445Z.json``): the
-    per-tile ``M A`` of K values stays in L1, a row's does not."""
+    per-tile ``M A`` of K values stays in L1, a row's does not. Blocks of tiles sized to stay in L1
+    (16 KiB of ``M A``) with ``rows`` laid out (m, m, tiles_w, K) were slower too, in one process
+    against this version: F(4x4,5x5)'s output transform on AlexNet conv2 190 -> 309 us, on
+    GoogLeNet's inception_3b/5x5 124 -> 157 (CI machine, two threads)."""
     n_images, k_total, p_size, q_size = out.shape
     m, alpha = at.shape
     for row in range(first, stop):
