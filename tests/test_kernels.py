@@ -465,6 +465,10 @@ def test_a_small_problem_runs_on_one_thread_and_a_large_one_on_all(algo, monkeyp
         large = ConvProblem.parse(text)
         impl = kernel.prepare(large, make_inputs(large)[1]).impl or ""
         assert "one thread" not in impl and "on 1 thread" not in impl, text
+    # 20 MFLOP: over direct's bound, under the Winograds' (they do a fraction of the arithmetic)
+    middle = ConvProblem.parse("mb1ic16ih28oc32oh28kh5ph2")
+    impl = kernel.prepare(middle, make_inputs(middle)[1]).impl or ""
+    assert impl.endswith("on 1 thread") if algo.startswith("winograd") else "one" not in impl
 
 
 def test_direct_depthwise_workspace_is_per_thread_not_per_input():

@@ -71,9 +71,10 @@ def test_workspace_is_what_the_case_needs_at_its_own_thread_count(tmp_path):
     """Winograd keeps one scratch per thread: a case pinned to one thread needs less than one at
     two, although the sweep's own process (which ran neither) sees two. (The case processes do
     not see the tests' zero ``SERIAL_FLOPS``, so the problem is over the real bound.)"""
+    from kernels.cpu.winograd import SERIAL_SCALE
     kernel = get_kernel("winograd", "cpu")
-    problem = ConvProblem.parse("mb1ic8ih160oc8oh160kh3ph1")
-    assert problem.flops >= 10e6
+    problem = ConvProblem.parse("mb1ic8ih320oc8oh320kh3ph1")
+    assert problem.flops >= 10e6 * SERIAL_SCALE
     path = sweep([problem], [kernel], SweepOptions(threads=[1, 2], check_only=True),
                  out_dir=tmp_path)
     one, two = (row["workspace_bytes"] for row in read_document(path)["rows"])

@@ -408,6 +408,14 @@ TILE_ROWS_FILTER_BYTES = 12 * 2 ** 20
 # Depthwise layers (one channel per group) stay channel-major.
 TILE_MIN_CHANNELS = 16
 
+# The Winograds do a fraction of the direct count's arithmetic, so they run on one thread up to
+# this many times ``SERIAL_FLOPS`` (:func:`kernels.cpu._common.numba_threads`), tile rows then in
+# one share. One share against two, in one process at two threads (CI machine, medians): at 14.5-20
+# MFLOP one share took 46-158 us where two took 95-180 (GoogLeNet's small 5x5 layers, 64 channels
+# of 14 x 14 at 3x3); at 40-45 MFLOP one 120-148 against 124-174; at 70 even; from 120 MFLOP two
+# were faster (231 against 275 us on inception_3b/5x5 at F(4x4,5x5)).
+SERIAL_SCALE = 5
+
 
 class WinogradCPU:
     """Winograd F(m x m, r x r): transforms in numba, (m+r-1)^2 SGEMMs through BLAS."""
@@ -426,6 +434,11 @@ class WinogradCPU:
     def _tiles(self, problem):
         return winograd_tiles(self.m, problem)
 
+    @staticmethod
+    def _threads(problem):
+        """numba threads for ``problem``: one for a small one (:data:`SERIAL_SCALE`)."""
+        return numba_threads(problem, SERIAL_SCALE)
+
     def layout(self, problem):
         """:data:`CHANNEL_MAJOR`, :data:`TILE_ROWS` or :data:`TILE_STAGES`: how ``prepare`` lays
         the problem out (channel-major with fewer than :data:`TILE_MIN_CHANNELS` channels
@@ -436,7 +449,7 @@ class WinogradCPU:
                 or problem.c // problem.groups < TILE_MIN_CHANNELS):
             return CHANNEL_MAJOR
         filters = 4 * self.alpha ** 2 * (problem.c // problem.groups) * problem.k
-        if filters <= TILE_ROWS_FILTER_BYTES or share_count(numba_threads(problem)) == 1:
+        if filters <= TILE_ROWS_FILTER_BYTES or share_count(self._threads(problem)) == 1:
             return TILE_ROWS
         return CHANNEL_MAJOR if grouped else TILE_STAGES
 
@@ -449,7 +462,7 @@ class WinogradCPU:
     def workspace_bytes(self, problem):
         tiles_h, tiles_w = self._tiles(problem)
         positions = self.alpha * self.alpha
-        threads = numba_threads(problem)
+        threads = self._threads(problem)
         filters = positions * problem.k * (problem.c // problem.groups)
         if self.layout(problem) == CHANNEL_MAJOR:
             tiles = self._columns(problem)
@@ -475,7 +488,7 @@ class WinogradCPU:
             run = self._prepare_tile_major(problem, w, layout)
         if not getattr(run, "impl", None):
             run.impl = layout
-        if layout != TILE_ROWS and numba_threads(problem) == 1:   # tile rows: one share already
+        if layout != TILE_ROWS and self._threads(problem) == 1:   # tile rows: one share already
             return one_thread(run)
         return run
 
@@ -528,7 +541,7 @@ class WinogradCPU:
 
         # TILE_ROWS: share i does tile rows bounds[i] to bounds[i+1], all three stages
         rows = problem.n * tiles_h
-        count = min(share_count(numba_threads(problem)), rows)
+        count = min(share_count(self._threads(problem)), rows)
         bounds = [rows * i // count for i in range(count + 1)]
         shares = [(first, stop, first * tiles_w, stop * tiles_w,
                    _row_scratch(m, alpha, tiles_w, problem.c, problem.k))
