@@ -293,7 +293,11 @@ def _output_rows(mm, at, out, tiles_h, tiles_w, first, stop, t0, half, rows):
     per-tile ``M A`` of K values stays in L1, a row's does not. Blocks of tiles sized to stay in L1
     (16 KiB of ``M A``) with ``rows`` laid out (m, m, tiles_w, K) were slower too, in one process
     against this version: F(4x4,5x5)'s output transform on AlexNet conv2 190 -> 309 us, on
-    GoogLeNet's inception_3b/5x5 124 -> 157 (CI machine, two threads)."""
+    GoogLeNet's inception_3b/5x5 124 -> 157 (CI machine, two threads). ``M A`` alone by blocks
+    (``A^T`` and ``rows`` as here) sped the output transform up 20-40 % where K is 64 or less
+    (inception_3a/5x5 at F(4x4,5x5): 75 -> 52 us) but the loops it adds made it 8-13 % slower at
+    K of 128 and 256 even with one tile a block (ResNet-50 res3a and res4a at F(4x4)), and ``ab``
+    called res2a_branch2b at F(4x4) 6 % slower (``.../ab/20261124T161430Z.json``): not kept."""
     n_images, k_total, p_size, q_size = out.shape
     m, alpha = at.shape
     for row in range(first, stop):
