@@ -596,10 +596,9 @@ def cmd_ab(args):
     base_commit, new_commit = trees["base"].commit, trees["new"].commit
     if bad and base_commit and new_commit:
         algos = ",".join(sorted({result.algo for result in bad}))
-        print(f"to find the commit between them that did it:\n  python -m convbench bisect "
-              f"--good {base_commit[:10]} --bad {new_commit[:10]} --shapes {args.shapes} "
-              f"--algo {algos}" + (f" --match '{args.match}'" if args.match else "")
-              + (f" --mb {args.mb}" if args.mb else ""))
+        print("to find the commit between them that did it:\n  "
+              + _case_command(f"bisect --good {base_commit[:10]} --bad {new_commit[:10]}", args,
+                              algos))
     print("verdict: REGRESSION" if bad else "verdict: no significant slowdown or new failure")
     return 1 if bad else 0
 
@@ -653,11 +652,9 @@ def cmd_bisect(args):
     print(f"first slower commit: {culprit['commit'][:10]} {culprit['subject']} (changes "
           f"{', '.join(culprit['changed'])}); the last not slower: "
           f"{document['last_good'][:10]}")
-    algos = sorted({case["algo"] for case in found["cases"]})
-    print(f"to check it alone:\n  python -m convbench ab --base {document['last_good'][:10]} "
-          f"--new {culprit['commit'][:10]} --shapes {args.shapes} --algo {','.join(algos)}"
-          + (f" --match '{args.match}'" if args.match else "") + (f" --mb {args.mb}" if args.mb
-                                                                   else ""))
+    algos = ",".join(sorted({case["algo"] for case in found["cases"]}))
+    print("to check it alone:\n  " + _case_command(
+        f"ab --base {document['last_good'][:10]} --new {culprit['commit'][:10]}", args, algos))
     print("verdict: REGRESSION")
     return 1
 
@@ -689,6 +686,14 @@ def _ab_cases(args):
     if not args.algo:
         kernels = [kernel for kernel in kernels if not kernel.spec.peer]
     return problems, backends_, kernels
+
+
+def _case_command(verb, args, algos):
+    """``python -m convbench VERB`` on the cases an ``ab`` or ``bisect`` command line chose, for
+    the kernels ``algos``: what one prints for the other."""
+    return (f"python -m convbench {verb} --shapes {args.shapes} --algo {algos}"
+            + (f" --match '{args.match}'" if args.match else "")
+            + (f" --mb {args.mb}" if args.mb else ""))
 
 
 def _ab_options(args, backends_):

@@ -128,7 +128,7 @@ def bisect(problems, kernels, good, bad, settings, repo=PROJECT_ROOT, root=None,
                         reason="the same code as good's, not timed", verdict="same code"))
                 else:
                     results.append(measure_case(problem, kernel, trees, settings, cache,
-                                                same_source=same))
+                                                same_source=False))
             return results
 
         cases = [(problem, kernel) for problem in problems for kernel in kernels

@@ -275,34 +275,10 @@ def test_batched_matmul_gives_the_blas_its_threads_back_when_a_product_fails(sha
     assert np.array_equal(batched_matmul(a, a), np.full((4, 3, 3), 3, np.float32))
 
 
-@pytest.mark.parametrize("algo", ["fft", "fft_tiled"])
-def test_fft_with_its_transforms_on_two_workers(algo, monkeypatch):
-    """Both FFT kernels transform small inputs on one thread (``SERIAL_FFT_BYTES``,
-    ``SERIAL_TILED_FFT_BYTES``), so the test problems would never reach scipy.fft's threaded path:
-    zero thresholds send them there."""
-    import scipy.fft
-    from kernels.cpu import fft as fft_module
-    monkeypatch.setattr(fft_module, "SERIAL_FFT_BYTES", 0)
-    monkeypatch.setattr(fft_module, "SERIAL_TILED_FFT_BYTES", 0)
-    monkeypatch.setattr(fft_module, "_WORKERS", 2)
-    workers = set()
-    for name in ("rfft2", "irfft2"):
-        def recording(*args, _original=getattr(scipy.fft, name), **kwargs):
-            workers.add(kwargs.get("workers"))
-            return _original(*args, **kwargs)
-        monkeypatch.setattr(scipy.fft, name, recording)
-    kernel = next(kernel for kernel in KERNELS if kernel.spec.algo == algo)
-    for problem in [ConvProblem.parse(text) for text in EDGE_CASES] + random_problems(20, seed=9):
-        if kernel.supports(problem) is None:
-            check_against_reference(kernel, problem)
-    assert workers == {2}
-
-
-@pytest.mark.parametrize("algo", ["fft", "fft_tiled"])
-def test_fft_transforms_a_small_problem_on_one_thread_a_large_one_on_all(algo, monkeypatch):
-    """scipy.fft's second worker costs more than it saves on small transforms (see
-    kernels/cpu/fft.py): a layer of 16 channels of 28 x 28 is transformed on one thread, one of
-    128 channels of 56 x 56 on every worker, forward and inverse."""
+@pytest.fixture
+def fft_calls(monkeypatch):
+    """``(function, workers)`` of every scipy.fft ``rfft2``/``irfft2`` call, which still runs;
+    the FFT kernels' ``_WORKERS`` set to 2 whatever the machine."""
     import scipy.fft
     from kernels.cpu import fft as fft_module
     monkeypatch.setattr(fft_module, "_WORKERS", 2)
@@ -312,13 +288,36 @@ def test_fft_transforms_a_small_problem_on_one_thread_a_large_one_on_all(algo, m
             calls.append((_name, kwargs.get("workers")))
             return _original(*args, **kwargs)
         monkeypatch.setattr(scipy.fft, name, recording)
+    return calls
+
+
+@pytest.mark.parametrize("algo", ["fft", "fft_tiled"])
+def test_fft_with_its_transforms_on_two_workers(algo, monkeypatch, fft_calls):
+    """Both FFT kernels transform small inputs on one thread (``SERIAL_FFT_BYTES``,
+    ``SERIAL_TILED_FFT_BYTES``), so the test problems would never reach scipy.fft's threaded path:
+    zero thresholds send them there."""
+    from kernels.cpu import fft as fft_module
+    monkeypatch.setattr(fft_module, "SERIAL_FFT_BYTES", 0)
+    monkeypatch.setattr(fft_module, "SERIAL_TILED_FFT_BYTES", 0)
+    kernel = next(kernel for kernel in KERNELS if kernel.spec.algo == algo)
+    for problem in [ConvProblem.parse(text) for text in EDGE_CASES] + random_problems(20, seed=9):
+        if kernel.supports(problem) is None:
+            check_against_reference(kernel, problem)
+    assert {workers for _, workers in fft_calls} == {2}
+
+
+@pytest.mark.parametrize("algo", ["fft", "fft_tiled"])
+def test_fft_transforms_a_small_problem_on_one_thread_a_large_one_on_all(algo, fft_calls):
+    """scipy.fft's second worker costs more than it saves on small transforms (see
+    kernels/cpu/fft.py): a layer of 16 channels of 28 x 28 is transformed on one thread, one of
+    128 channels of 56 x 56 on every worker, forward and inverse."""
     kernel = next(kernel for kernel in KERNELS if kernel.spec.algo == algo)
     for text, workers in (("mb1ic16ih28oc32oh28kh5ph2", 1), ("mb1ic128ih56oc128oh56kh5ph2", 2)):
         problem = ConvProblem.parse(text)
         run = kernel.prepare(problem, np.zeros(problem.weight_shape, np.float32))
-        calls.clear()
+        fft_calls.clear()
         run(np.zeros(problem.input_shape, np.float32))
-        assert sorted(set(calls)) == [("irfft2", workers), ("rfft2", workers)], text
+        assert sorted(set(fft_calls)) == [("irfft2", workers), ("rfft2", workers)], text
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")

@@ -93,7 +93,7 @@ class FFTTiledCPU(FFTCPU):
                                                        SERIAL_TILED_FFT_BYTES)),
             partial(scipy.fft.irfft2, workers=_workers(tiles * problem.k, (size, size),
                                                         SERIAL_TILED_FFT_BYTES)),
-            np.lib.stride_tricks.as_strided, matmul=shared_matmul())
+            np.lib.stride_tricks.as_strided, tile=size, matmul=shared_matmul())
 
 
 fft_tiled = FFTTiledCPU()
