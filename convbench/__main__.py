@@ -535,7 +535,11 @@ def cmd_compare(args):
         print(f"history: {len(alike_files)} of {len(history_files)} runs were made in the base "
               f"run's environment and give the run-to-run floor")
     frame = compare_frames(base, new, thresholds, history)
-    print(render(frame, markdown=args.markdown))
+    both_skipped = ((frame["base_status"] == "SKIPPED") & (frame["new_status"] == "SKIPPED"))
+    print(render(frame if args.all else frame[~both_skipped], markdown=args.markdown))
+    if both_skipped.any() and not args.all:
+        print(f"({int(both_skipped.sum())} cases skipped in both runs are not listed; --all lists "
+              f"them)")
     print(f"\n{summarize(frame)}")
     return _finish_comparison(frame, args.base, args.new)
 
@@ -941,6 +945,8 @@ def build_parser():
     compare.add_argument("--noise-factor", type=float, default=2.0,
                          help="changes within this many relative MADs are noise (default 2)")
     compare.add_argument("--markdown", action="store_true", help="Markdown table for a pull request")
+    compare.add_argument("--all", action="store_true",
+                         help="list the cases skipped in both runs too (by default only counted)")
     compare.add_argument("--history", nargs="+", metavar="PATH",
                          help="earlier results files or directories of the same machine: a change "
                               "must also exceed the largest change identical code showed between "

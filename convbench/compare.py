@@ -25,8 +25,10 @@ case, the same kernel code as the base (:func:`code_identity`), the same timing 
 
 Besides timing, the comparison lists cases present on one side only, cases whose kernel code
 changed (an edit to comments or docstrings alone does not count), cases whose status changed (a new
-FAILED, CRASHED or TIMEOUT is a regression), and cases whose error grew past the algorithm's
-tolerance. Nothing is dropped silently.
+FAILED, CRASHED or TIMEOUT is a regression, and so is a case the base run timed and the new one
+SKIPPED), and cases whose error grew past the algorithm's tolerance. Nothing is dropped silently;
+the text table leaves out only the cases skipped in both runs (``render(..., every=True)`` lists
+them) and the summary counts them.
 """
 
 from __future__ import annotations
@@ -196,7 +198,9 @@ def compare_frames(base, new, thresholds=Thresholds(), history=None):
     rows are left out of it.
 
     Verdicts: ``slower``, ``faster``, ``same`` (timing); ``new failure``, ``fixed``, ``still failing``,
-    ``skipped`` (status); ``only in base``, ``only in new``.
+    ``newly skipped`` (passed in the base run, SKIPPED in the new: the kernel stopped running a case
+    it ran), ``newly run`` (the other way), ``skipped`` (in one run or both, and not timed in the
+    other); ``only in base``, ``only in new``.
     Extra flags: ``source_changed`` and ``error_over_tolerance``.
     """
     import pandas as pd
@@ -236,6 +240,10 @@ def compare_frames(base, new, thresholds=Thresholds(), history=None):
                 out.update(verdict="fixed", why=f"was {bs}")
             elif bs in BAD_STATUSES and ns in BAD_STATUSES:
                 out.update(verdict="still failing", why=f"{ns}: {n.get('reason') or ''}".strip())
+            elif bs == "PASSED" and ns == "SKIPPED":
+                out.update(verdict="newly skipped", why=n.get("reason") or "")
+            elif bs == "SKIPPED" and ns == "PASSED":
+                out.update(verdict="newly run", why=f"was skipped: {b.get('reason') or ''}".strip())
             elif bs == "PASSED" and ns == "PASSED" and b.get("median_s") and n.get("median_s"):
                 taken = [pct for pct in (taken_by_others_pct(b), taken_by_others_pct(n))
                          if pct is not None]
@@ -249,15 +257,21 @@ def compare_frames(base, new, thresholds=Thresholds(), history=None):
                            why=n.get("reason") or b.get("reason") or "")
         rows.append(out)
     frame = pd.DataFrame(rows)
-    order = {"new failure": 0, "slower": 1, "only in base": 2, "only in new": 3, "still failing": 4,
-             "faster": 5, "fixed": 6, "same": 7, "skipped": 8, "not timed": 9}
-    frame["_order"] = frame["verdict"].map(order).fillna(10)
+    order = {"new failure": 0, "newly skipped": 1, "slower": 2, "only in base": 3, "only in new": 4,
+             "still failing": 5, "faster": 6, "fixed": 7, "newly run": 8, "same": 9, "skipped": 10,
+             "not timed": 11}
+    frame["_order"] = frame["verdict"].map(order).fillna(len(order))
     return frame.sort_values(["_order", "ratio"], ascending=[True, False]).drop(columns="_order")
 
 
+REGRESSION_VERDICTS = ("slower", "new failure", "newly skipped")
+
+
 def regressions(frame):
-    """Cases a CI job should fail on: significant slowdowns and new failures."""
-    return frame[frame["verdict"].isin(["slower", "new failure"])]
+    """Cases a CI job should fail on: significant slowdowns, new failures, and cases a kernel ran
+    in the base run and skips in the new one (a lost case can hide a slowdown: `find`'s best and
+    the whole-network totals move to another kernel without a word)."""
+    return frame[frame["verdict"].isin(REGRESSION_VERDICTS)]
 
 
 def ab_suggestion(frame, base_document, new_document):
@@ -308,9 +322,10 @@ def _pct(pct):
 
 def summarize(frame):
     counts = frame["verdict"].value_counts()
-    parts = [f"{counts[v]} {v}" for v in ("slower", "new failure", "faster", "fixed", "same",
-                                         "only in base", "only in new", "still failing", "skipped",
-                                         "not timed") if v in counts]
+    parts = [f"{counts[v]} {v}" for v in ("slower", "new failure", "newly skipped", "faster",
+                                         "fixed", "newly run", "same", "only in base",
+                                         "only in new", "still failing", "skipped", "not timed")
+             if v in counts]
     flags = []
     if frame["source_changed"].any():
         flags.append(f"{int(frame['source_changed'].sum())} with changed kernel code")

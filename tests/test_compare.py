@@ -447,3 +447,48 @@ def test_a_peer_library_installed_in_one_run_only_is_the_same_environment():
                                        "library_settings": {}})
     # a file from before library variables were recorded: not known to be the same
     assert not same_environment(base, {"versions": {"numpy": "2.4.6", "torch": "2.13.0+cpu"}})
+
+
+def _skipping(tmp_path, label, skip):
+    """compare_base.json with the named (case, algo) rows SKIPPED, as a run whose kernel refused
+    them writes them: a reason and no timing."""
+    import json
+    document = json.loads((DATA / "compare_base.json").read_text())
+    for row in document["rows"]:
+        if (row["name"], row["algo"]) in skip:
+            row.update(status="SKIPPED", reason=f"workspace over the limit ({label})",
+                       median_s=None, mad_s=None, stdev_s=None, samples_s=None, gflops=None,
+                       rel_l2=None, max_err=None)
+    path = tmp_path / f"{label}.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_a_case_the_new_run_skips_is_a_regression_and_the_reverse_is_not(tmp_path):
+    dropped = _skipping(tmp_path, "new", {("smoke:5x5", "direct")})
+    frame = compare_frames(load_results(DATA / "compare_base.json"), load_results(dropped))
+    by_case = dict(zip(zip(frame["name"], frame["algo"]), frame["verdict"]))
+    assert by_case[("smoke:5x5", "direct")] == "newly skipped"
+    assert list(regressions(frame)["name"]) == ["smoke:5x5"]
+    proc = cli(DATA / "compare_base.json", dropped)
+    assert proc.returncode == 1 and "newly skipped" in proc.stdout
+    assert "workspace over the limit (new)" in proc.stdout
+
+    back = compare_frames(load_results(dropped), load_results(DATA / "compare_base.json"))
+    by_case = dict(zip(zip(back["name"], back["algo"]), back["verdict"]))
+    assert by_case[("smoke:5x5", "direct")] == "newly run"
+    assert regressions(back).empty
+    assert cli(dropped, DATA / "compare_base.json").returncode == 0
+
+
+def test_cases_skipped_in_both_runs_are_counted_and_listed_only_on_request(tmp_path):
+    skip = {("smoke:5x5", "direct"), ("smoke:1x1_groups2", "direct")}
+    base, new = _skipping(tmp_path, "base", skip), _skipping(tmp_path, "new", skip)
+    proc = cli(base, new)
+    assert proc.returncode == 0, proc.stdout
+    table = proc.stdout.split("\n\n")[0]
+    assert "smoke:3x3_odd" in table and "smoke:5x5" not in table
+    assert "2 cases skipped in both runs are not listed" in proc.stdout
+    assert "2 skipped" in proc.stdout
+    every = cli(base, new, "--all")
+    assert "smoke:5x5" in every.stdout and "not listed" not in every.stdout
