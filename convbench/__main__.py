@@ -757,7 +757,9 @@ def cmd_history(args):
               file=sys.stderr)
         return EXIT_USAGE
     target, steps = write_history(paths, args.out)
-    print(f"{len(paths)} runs, {len(steps)} step changes; history: {target}")
+    changed = int(steps["code_changed"].sum()) if len(steps) else 0
+    print(f"{len(paths)} runs, {len(steps)} step changes ({changed} where the kernel code "
+          f"changed); history: {target}")
     return 0
 
 

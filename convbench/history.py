@@ -9,6 +9,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import numpy as np
+
 from .compare import KEY, Thresholds, compare_frames
 from .machine import busy_row, is_busy
 from .results import load_results, mixed_thread_backends, results_files, split_threads
@@ -36,22 +38,40 @@ def runs_in_order(paths):
                                             str(item[1]["created"].iloc[0] or "")))
 
 
-def step_changes(runs, thresholds=Thresholds()):
-    """Rows of (case, from run, to run, verdict, ratio, busy_pct) for significant changes between
-    neighbours; ``busy_pct``: the larger share of the CPUs others took while the case ran in
-    either run, where recorded."""
+def step_changes(runs, thresholds=Thresholds(), floors=True):
+    """Rows of (case, from run, to run, verdict, ratio, busy_pct, code_changed) for significant
+    changes between neighbours; ``busy_pct``: the larger share of the CPUs others took while the
+    case ran in either run, where recorded; ``code_changed``: whether the case's kernel code differs
+    between the two runs (a step of unchanged code is the machine's or the software's, not the
+    commit's).
+
+    With ``floors`` each step must also exceed the case's run-to-run floor, as in ``compare
+    --history``: the largest change between two runs up to the earlier one, made in its
+    environment with the same kernel code (:data:`convbench.compare.HISTORY_MIN_RUNS` of them at
+    least). On a shared machine whole runs drift by 10 % and more, and without it most "steps" are
+    that drift. Runs after the step are left out: the pair across it would count the step itself
+    as noise.
+    """
     import pandas as pd
 
+    from .compare import same_environment_runs
+
+    paths = [path for path, _ in runs]
+    frames = {str(path): frame for path, frame in runs}
     steps = []
-    for (_, before), (path, after) in zip(runs, runs[1:]):
-        verdicts = compare_frames(before, after, thresholds)
+    for index, ((before_path, before), (path, after)) in enumerate(zip(runs, runs[1:])):
+        history = None
+        if floors:   # the runs up to the earlier one: a later run would measure this step itself
+            alike = [str(p) for p in same_environment_runs(before_path, paths[:index + 1])]
+            history = pd.concat([frames[p] for p in alike]) if len(alike) > 1 else None
+        verdicts = compare_frames(before, after, thresholds, history)
         for _, row in verdicts[verdicts["verdict"].isin(["slower", "faster"])].iterrows():
             steps.append({**{key: row[key] for key in KEY}, "name": row["name"],
                           "commit": str(after["commit"].iloc[0])[:10], "file": str(path),
                           "verdict": row["verdict"], "ratio": row["ratio"],
-                          "busy_pct": row["busy_pct"]})
+                          "busy_pct": row["busy_pct"], "code_changed": bool(row["source_changed"])})
     return pd.DataFrame(steps, columns=KEY + ["name", "commit", "file", "verdict", "ratio",
-                                              "busy_pct"])
+                                              "busy_pct", "code_changed"])
 
 
 def environment_shifts(runs):
@@ -71,6 +91,27 @@ def environment_shifts(runs):
     return shifts
 
 
+def _step_summary(steps, runs, position, shifts):
+    """Markdown: one table row per run with steps: how many cases went slower and faster, how
+    many of those ran changed kernel code, and whether the software changed before it."""
+    lines = ["| run | commit | slower | faster | of which kernel code changed | environment |",
+             "|---|---|---|---|---|---|"]
+    for file, group in steps.groupby("file", sort=False):
+        index = position[file]
+        changed = group[group["code_changed"]]
+        lines.append(f"| `{Path(file).name}` | {group['commit'].iloc[0]} | "
+                     f"{int((group['verdict'] == 'slower').sum())} | "
+                     f"{int((group['verdict'] == 'faster').sum())} | "
+                     f"{int((changed['verdict'] == 'slower').sum())} slower, "
+                     f"{int((changed['verdict'] == 'faster').sum())} faster | "
+                     f"{'changed' if index in shifts else 'same'} |")
+    lines += ["", "A step must exceed the case's largest change between two earlier runs of the "
+              "same kernel code in the same environment (three at least). A step of unchanged "
+              "kernel code in an unchanged environment is then the machine drifting further than "
+              "before; `convbench ab` times two commits side by side where it matters."]
+    return lines
+
+
 def write_history(paths, out_dir, thresholds=Thresholds()):
     """history.png (GFLOP/s per case across runs, one panel per algorithm) and history.md."""
     import matplotlib
@@ -84,6 +125,11 @@ def write_history(paths, out_dir, thresholds=Thresholds()):
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     steps = step_changes(runs, thresholds)
+    if not steps.empty:
+        steps = steps.assign(_run=steps["file"].map(position),
+                             _size=(steps["ratio"].astype(float).map(np.log).abs())).sort_values(
+            ["_run", "code_changed", "verdict", "_size"], ascending=[True, False, False, False],
+            kind="stable").drop(columns=["_run", "_size"])
     # one panel per kernel and thread count where the runs hold a backend at several counts
     mixed = mixed_thread_backends(pd.concat([frame for _, frame in runs]))
     runs = [(path, split_threads(frame, mixed)) for path, frame in runs]
@@ -129,18 +175,24 @@ def write_history(paths, out_dir, thresholds=Thresholds()):
     fig.savefig(out_dir / "history.png", dpi=100)
     plt.close(fig)
     lines = ["# convbench history", "", f"{len(runs)} runs, oldest first: "
-             + ", ".join(f"`{p}`" for p, _ in runs), "", "![history](history.png)", "",
+             + ", ".join(f"`{Path(p).name}`" for p, _ in runs), "", "![history](history.png)", "",
              "## Step changes", ""]
     if steps.empty:
         lines.append("None: no case changed significantly between consecutive runs.")
     else:
-        for _, step in steps.iterrows():
-            index = position[step["file"]]
-            lines.append(f"- {step['name'] or step['descriptor']} {step['algo']}/{step['backend']}: "
-                         f"{step['verdict']} (x{step['ratio']:.2f}) at commit {step['commit']}"
-                         + (" (the environment changed too, see below)" if index in shifts else "")
-                         + (f" (timed on a busy machine: others took {step['busy_pct']:.0f} % of "
-                            f"the CPUs)" if is_busy(step["busy_pct"]) else ""))
+        lines += _step_summary(steps, runs, position, shifts)
+    heading = None
+    for _, step in steps.iterrows():
+        index = position[step["file"]]
+        if index != heading:
+            heading = index
+            lines += ["", f"### `{Path(step['file']).name}` (commit {step['commit']})", ""]
+        lines.append(f"- {step['name'] or step['descriptor']} {step['algo']}/{step['backend']}: "
+                     f"{step['verdict']} (x{step['ratio']:.2f}), "
+                     + ("kernel code changed" if step["code_changed"] else "same kernel code")
+                     + (" (the environment changed too, see below)" if index in shifts else "")
+                     + (f" (timed on a busy machine: others took {step['busy_pct']:.0f} % of "
+                        f"the CPUs)" if is_busy(step["busy_pct"]) else ""))
     lines += ["", "## Environment changes", ""]
     if not shifts:
         lines.append("None recorded between consecutive runs (files from before the BLAS kernels "

@@ -80,7 +80,7 @@ def test_history_orders_runs_and_marks_steps(tmp_path):
     paths = [DATA / name for name in reversed(RUNS)]  # given out of order on purpose
     runs = runs_in_order(paths)
     assert [p.name for p, _ in runs] == RUNS
-    steps = step_changes(runs)
+    steps = step_changes(runs, floors=False)
     found = set(zip(steps["name"], steps["verdict"], steps["commit"].str[0]))
     # base -> aa: nothing; aa -> slower: 3x3_odd slower at commit c...; slower -> faster: 3x3_odd
     # back to normal (faster) and 5x5 faster, at commit d...
@@ -88,6 +88,12 @@ def test_history_orders_runs_and_marks_steps(tmp_path):
     assert ("smoke:3x3_odd", "faster", "d") in found
     assert ("smoke:5x5", "faster", "d") in found
     assert len(steps) == 3
+    assert not steps["code_changed"].any()      # every run has the same kernel source
+    # with the floors of the runs before each step: 3x3_odd's way back at d is no larger than
+    # the 25 % its identical code already moved between b and c, so only its first step stands
+    floored = step_changes(runs)
+    assert set(zip(floored["name"], floored["verdict"], floored["commit"].str[0])) == {
+        ("smoke:3x3_odd", "slower", "c"), ("smoke:5x5", "faster", "d")}
     target, _ = write_history(paths, tmp_path)
     assert is_png(tmp_path / "history.png")
     assert "slower" in target.read_text()
@@ -247,3 +253,42 @@ def test_committed_results_with_a_relative_root(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     found = committed_results(Path("results"), "some-machine-2c")
     assert [p.name for p in found] == ["20260101T000000Z_a.json", "20260102T000000Z_b.json"]
+
+
+def _run_copy(tmp_path, name, day, code_hash=None):
+    """A copy of a golden run dated ``day`` of November 2026 (runs are ordered by commit date),
+    its rows given ``code_hash`` where one is named."""
+    document = json.loads((DATA / name).read_text())
+    stamp = f"2026-11-{day:02d}T10:00:00+00:00"
+    document["created"] = document["git"]["commit_date"] = stamp
+    document["git"]["commit"] = f"{day:02d}" * 20
+    if code_hash:
+        for row in document["rows"]:
+            row["code_hash"] = code_hash
+    path = tmp_path / f"{day:02d}_{name}"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_a_step_is_not_hidden_by_the_runs_after_it(tmp_path):
+    """Three quiet runs, then a slowdown that stays: the step is the first slow run, and the slow
+    runs after it do not make it look like noise (a floor counting the pair across the step
+    would)."""
+    days = [("compare_base.json", 1), ("compare_aa.json", 2), ("compare_base.json", 3),
+            ("compare_slower.json", 4), ("compare_slower.json", 5)]
+    paths = [_run_copy(tmp_path, name, day) for name, day in days]
+    steps = step_changes(runs_in_order(paths))
+    assert list(zip(steps["name"], steps["verdict"], steps["commit"])) == [
+        ("smoke:3x3_odd", "slower", "04" * 5)]
+
+
+def test_history_says_which_steps_ran_changed_kernel_code(tmp_path):
+    paths = [_run_copy(tmp_path, "compare_base.json", 1, "old"),
+             _run_copy(tmp_path, "compare_slower.json", 2, "new"),
+             _run_copy(tmp_path, "compare_faster.json", 3, "new")]
+    target, steps = write_history(paths, tmp_path / "out")
+    assert steps["code_changed"].tolist() == [True, False, False]
+    text = target.read_text()
+    assert "| `02_compare_slower.json` | 0202020202 | 1 | 0 | 1 slower, 0 faster | same |" in text
+    assert "smoke:3x3_odd direct/cpu: slower (x1.24), kernel code changed" in text
+    assert "smoke:5x5 direct/cpu: faster" in text and "same kernel code" in text
