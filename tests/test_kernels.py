@@ -351,13 +351,19 @@ def test_batched_matmul_works_in_a_forked_child(shared_stacks):
 WINOGRADS = [kernel for kernel in KERNELS if kernel.spec.algo.startswith("winograd")]
 
 
-@pytest.mark.parametrize("layout", ["channel-major", "tile rows", "tile-major stages"])
+@pytest.mark.parametrize("layout", ["channel-major", "channel-major bands 1",
+                                    "channel-major bands 2", "tile rows", "tile-major stages"])
 @pytest.mark.parametrize("kernel", WINOGRADS, ids=[kernel.name for kernel in WINOGRADS])
 def test_winograd_in_each_layout(kernel, layout, monkeypatch):
     """Each Winograd layout on the edge cases and random problems, whichever the rule would choose
-    for them (most of these small problems would go channel-major): tile rows cut into two shares,
-    the stages checked on their own too."""
+    for them (most of these small problems would go channel-major): tile rows and bands cut into
+    two shares, bands of one and of two tile rows (the last band of an odd count is short, and the
+    top band's padding rows lie above the input), the stages checked on their own too."""
     from kernels.cpu import winograd
+    if layout.startswith(winograd.CHANNEL_BANDS):
+        rows = int(layout.split()[-1])
+        layout = winograd.CHANNEL_BANDS
+        monkeypatch.setattr(winograd.WinogradCPU, "_band_rows", lambda self, problem: rows)
     stages = layout == winograd.TILE_STAGES     # for one group only
     monkeypatch.setattr(winograd.WinogradCPU, "layout",
                         lambda self, problem: winograd.CHANNEL_MAJOR
@@ -375,8 +381,27 @@ def test_winograd_in_each_layout(kernel, layout, monkeypatch):
     assert checked >= 10
 
 
+def test_winograd_bands_give_the_whole_image_answer(monkeypatch):
+    """Bands change where V and M live, not what is summed: the output of channel-major on a
+    padded problem with two images whose tile rows split into bands unevenly, to the BLAS's
+    rounding (a narrower product may take another of its kernels; on the CI machine the two
+    were identical here, and on VGG-16 conv1_2 at F(4x4) not)."""
+    from kernels.cpu import winograd
+    problem = ConvProblem.parse("mb2ic5ih23iw17oc3oh25ow19kh3ph2pw2")
+    x, w = make_inputs(problem, seed=11)
+    for kernel in (winograd.winograd_f2x2_3x3, winograd.winograd_f4x4_3x3):
+        monkeypatch.setattr(winograd.WinogradCPU, "layout", lambda self, p: winograd.CHANNEL_MAJOR)
+        whole = kernel.prepare(problem, w)(x)
+        monkeypatch.setattr(winograd.WinogradCPU, "layout", lambda self, p: winograd.CHANNEL_BANDS)
+        for rows in (1, 2, 3, 50):
+            monkeypatch.setattr(winograd.WinogradCPU, "_band_rows", lambda self, p: rows)
+            run = kernel.prepare(problem, w)
+            np.testing.assert_allclose(run(x), whole, rtol=0, atol=1e-6 * np.abs(whole).max())
+
+
 def test_winograd_layout_rule(monkeypatch):
-    """Large images with few channels go channel-major, few tiles with filters that fit the rule's
+    """Large images with few channels go channel-major (by bands of tile rows when an image
+    makes two bands or more), few tiles with filters that fit the rule's
     bytes tile rows, larger filters by stages; a grouped layer tile rows, or channel-major with few
     channels per group or large filters; one thread, tile rows."""
     from kernels.cpu import winograd
@@ -391,8 +416,13 @@ def test_winograd_layout_rule(monkeypatch):
     conv1_2 = ConvProblem.parse("mb1ic64ih224oc64oh224kh3ph1")   # 49 tiles per channel at F(4x4)
     three = ConvProblem.parse("mb1ic3ih32oc6oh32kh3ph1")          # few tiles, three channels
     assert f2.layout(res2a) == winograd.TILE_ROWS                  # 12.25 tiles per channel
-    assert f4.layout(conv1_2) == winograd.CHANNEL_MAJOR
+    assert f4.layout(conv1_2) == winograd.CHANNEL_BANDS             # 29 MB of V: bands
     assert f4.layout(three) == winograd.CHANNEL_MAJOR
+    small = f4._band_rows(conv1_2)                  # as few rows as keep a band's V in the bound
+    assert 4 * 36 * 64 * 57 * small <= winograd.CHANNEL_BAND_BYTES < 4 * 36 * 64 * 57 * (small + 1)
+    assert f4.workspace_bytes(conv1_2) < 4 * 36 * 64 * 57 * 56   # less than one whole V
+    monkeypatch.setattr(winograd, "CHANNEL_BAND_BYTES", 4 * 36 * 64 * 57 * 29)
+    assert f4.layout(conv1_2) == winograd.CHANNEL_MAJOR    # under two bands: whole images
     assert f4.layout(res2a) == winograd.TILE_ROWS
     assert f4.layout(res4a) == winograd.TILE_ROWS
     assert f2.layout(conv5_1) == winograd.TILE_STAGES

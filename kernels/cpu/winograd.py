@@ -16,12 +16,17 @@ element-wise products become, for each of the ``alpha^2`` positions, one matrix 
 * output transform ``Y = A^T M A``; the last tile row and column are cut to the output size, so any
   H and W work.
 
-``prepare`` lays the problem out one of three ways (:meth:`WinogradCPU.layout`):
+``prepare`` lays the problem out one of four ways (:meth:`WinogradCPU.layout`):
 
 * **channel-major** (``V`` is C x tiles): the transforms are numba parallel loops over (image,
   channel), vectorized along all of a channel's tiles (:func:`_input_transform`), and the GEMMs
   are shared out among the cores by position. For images of 16 tiles per input channel or more,
   and layers with fewer than 16 channels per group (depthwise among them).
+* **channel-major bands**: the same, but by bands of tile rows, each thread taking a run of bands
+  through all three stages in a V and M of its own (:func:`_input_band`, :func:`_output_band`),
+  where an image's V would otherwise stream through memory between the stages (at least two
+  bands of :data:`CHANNEL_BAND_BYTES`): VGG-16's first layers, MobileNet v1's largest depthwise
+  ones.
 * **tile-major** (``V`` is tiles x C, ``M = V @ U^T``): the transforms run along the channels
   (the input transform over a tile row's tiles and channels at once, :func:`_input_rows`; the
   output transform tile by tile, :func:`_output_rows`), which suits small images with many
@@ -119,32 +124,48 @@ def _input_transform(x, bt, v, m, tiles_h, row_len, ph, pw, threads):
         for job in range(start, stop):
             c = job % channels
             n = job // channels
-            load_channel(x[n, c], d, ph, pw, pairs)
-            # input row i*m + u of every tile row i: phase u % m, rows from u // m on, one run
-            for a in range(alpha):
-                assign = True
-                for u in range(alpha):
-                    coef = bt[a, u]
-                    if coef != 0.0:
-                        top = (u // m) * row_len
-                        for r in range(m):
-                            _scaled(flat[a, r, :run], coef, phases[u % m, r, top:top + run],
-                                    assign)
-                        assign = False
-                if assign:
-                    flat[a, :, :run] = 0.0
-            first = n * run
-            for a in range(alpha):
-                for b in range(alpha):
-                    dst = v[a * alpha + b, c, first:first + run]
-                    assign = True
-                    for u in range(alpha):
-                        coef = bt[b, u]
-                        if coef != 0.0:
-                            _scaled(dst, coef, flat[a, u % m, u // m:u // m + run], assign)
-                            assign = False
-                    if assign:
-                        dst[:] = 0.0
+            _channel_input(x[n, c], bt, v, c, n * run, m, run, row_len, ph, pw, d, phases, flat,
+                           pairs)
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def _channel_input(xc, bt, v, c, first, m, run, row_len, ph, pw, d, phases, flat, pairs):
+    """One channel of :func:`_input_transform`: its input rows ``xc``, padded by ``ph`` rows above
+    and ``pw`` columns each side, into ``v[:, c, first:first + run]``, through the scratch ``d``
+    (split by phase; ``phases`` is it flattened per phase) and ``flat`` (B^T d), whose positions
+    past ``run`` are not read.
+
+    The scratch comes reshaped, and :func:`_channel_output`'s exactly sized, because small
+    channels feel every view made per channel: with the reshapes here and the output scratch
+    sliced to ``run``, the whole-image path ran MobileNet v1's depthwise layers at 14 x 14 and 7
+    x 7 3.8-6.0 % slower than before it was split into these helpers (``convbench ab``, CI
+    machine, ``results/amd-epyc-2c/ab/20261124T181232Z.json``); as it is, 0.9-4.3 %, none called
+    slower (``...181646Z.json``)."""
+    alpha = bt.shape[0]
+    load_channel(xc, d, ph, pw, pairs)
+    # input row i*m + u of every tile row i: phase u % m, rows from u // m on, one run
+    for a in range(alpha):
+        assign = True
+        for u in range(alpha):
+            coef = bt[a, u]
+            if coef != 0.0:
+                top = (u // m) * row_len
+                for r in range(m):
+                    _scaled(flat[a, r, :run], coef, phases[u % m, r, top:top + run], assign)
+                assign = False
+        if assign:
+            flat[a, :, :run] = 0.0
+    for a in range(alpha):
+        for b in range(alpha):
+            dst = v[a * alpha + b, c, first:first + run]
+            assign = True
+            for u in range(alpha):
+                coef = bt[b, u]
+                if coef != 0.0:
+                    _scaled(dst, coef, flat[a, u % m, u // m:u // m + run], assign)
+                    assign = False
+            if assign:
+                dst[:] = 0.0
 
 
 @njit(cache=True, fastmath=False, inline="always")
@@ -173,44 +194,83 @@ def _interleave(row, streams, base, count, m):
 @njit(parallel=True, cache=True, fastmath=False)
 def _output_transform(mm, at, out, tiles_h, row_len):
     """out tile (i, j) = A^T M A, from the layout of :func:`_input_transform`, cut to the output."""
-    n_images, k_total, p_size, q_size = out.shape
+    n_images, k_total = out.shape[0], out.shape[1]
     m, alpha = at.shape
     run = tiles_h * row_len
     for job in prange(n_images * k_total):
         k = job % k_total
         n = job // k_total
-        first = n * run
         half = np.empty((alpha, m, run), dtype=np.float32)   # M A
         tile = np.empty((m, m, run), dtype=np.float32)       # A^T M A
-        for a in range(alpha):
-            for xo in range(m):
-                assign = True
-                for b in range(alpha):
-                    coef = at[xo, b]
-                    if coef != 0.0:
-                        _scaled(half[a, xo], coef, mm[a * alpha + b, k, first:first + run], assign)
-                        assign = False
-                if assign:
-                    half[a, xo] = 0.0
+        _channel_output(mm, at, out, n, k, n * run, run, 0, tiles_h, row_len, half, tile)
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def _channel_output(mm, at, out, n, k, first, run, i0, tiles_h, row_len, half, tile):
+    """One output channel of :func:`_output_transform`: ``mm[:, k, first:first + run]``, tile
+    rows ``i0`` to ``i0 + tiles_h`` of image ``n``, into ``out[n, k]``; ``half`` and ``tile`` are
+    scratch of exactly ``run`` columns (see :func:`_channel_input`)."""
+    p_size, q_size = out.shape[2], out.shape[3]
+    m, alpha = at.shape
+    for a in range(alpha):
+        for xo in range(m):
+            assign = True
+            for b in range(alpha):
+                coef = at[xo, b]
+                if coef != 0.0:
+                    _scaled(half[a, xo], coef, mm[a * alpha + b, k, first:first + run],
+                            assign)
+                    assign = False
+            if assign:
+                half[a, xo] = 0.0
+    for yo in range(m):
+        for xo in range(m):
+            assign = True
+            for a in range(alpha):
+                coef = at[yo, a]
+                if coef != 0.0:
+                    _scaled(tile[yo, xo], coef, half[a, xo], assign)
+                    assign = False
+            if assign:
+                tile[yo, xo] = 0.0
+    full = q_size // m          # tiles wholly inside the output row
+    for i in range(tiles_h):
         for yo in range(m):
-            for xo in range(m):
-                assign = True
-                for a in range(alpha):
-                    coef = at[yo, a]
-                    if coef != 0.0:
-                        _scaled(tile[yo, xo], coef, half[a, xo], assign)
-                        assign = False
-                if assign:
-                    tile[yo, xo] = 0.0
-        full = q_size // m          # tiles wholly inside the output row
-        for i in range(tiles_h):
-            for yo in range(m):
-                p = i * m + yo
-                if p >= p_size:
-                    break
-                _interleave(out[n, k, p], tile[yo], i * row_len, full, m)
-                for xo in range(q_size - full * m):   # the last tile, cut
-                    out[n, k, p, full * m + xo] = tile[yo, xo, i * row_len + full]
+            p = (i0 + i) * m + yo
+            if p >= p_size:
+                break
+            _interleave(out[n, k, p], tile[yo], i * row_len, full, m)
+            for xo in range(q_size - full * m):   # the last tile, cut
+                out[n, k, p, full * m + xo] = tile[yo, xo, i * row_len + full]
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def _input_band(x, bt, v, m, n, i0, rows, row_len, ph, pw, d, streams, pairs):
+    """Channel-major input transform of tile rows ``i0`` to ``i0 + rows`` of image ``n``, every
+    channel, into ``v[:, c, :rows*L]`` (the band's tiles as :func:`_input_transform` lays out an
+    image's). Each channel's rows are read straight from ``x``: the band's first input row, with
+    the zero rows above it that the padding adds to the top band only. ``d`` is zeroed first, as
+    bands differ in which of its positions they fill."""
+    height = x.shape[2]
+    alpha = bt.shape[0]
+    top = i0 * m - ph                            # the band's first padded row, in input rows
+    first = max(0, top)
+    stop = min(height, top + (rows - 1) * m + alpha)
+    d[:] = 0.0
+    streams[:, :, rows, :] = 0.0                 # the spare row after the band's last
+    phases = d.reshape(m, m, d.shape[2] * row_len)
+    flat = streams.reshape(alpha, m, streams.shape[2] * row_len)
+    for c in range(x.shape[1]):
+        _channel_input(x[n, c, first:stop], bt, v, c, 0, m, rows * row_len, row_len,
+                       first - top, pw, d, phases, flat, pairs)
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def _output_band(mm, at, out, n, i0, rows, row_len, half, tile):
+    """The output transform of a band :func:`_input_band` laid out, every output channel, into
+    its rows of ``out[n]``."""
+    for k in range(out.shape[1]):
+        _channel_output(mm, at, out, n, k, 0, rows * row_len, i0, rows, row_len, half, tile)
 
 
 @njit(cache=True, nogil=True, fastmath=False)
@@ -381,6 +441,7 @@ def _output_transform_tiles(mm, at, out, tiles_h, tiles_w, threads):
 CHANNEL_MAJOR = "channel-major"
 TILE_ROWS = "tile rows"
 TILE_STAGES = "tile-major stages"
+CHANNEL_BANDS = "channel-major bands"
 
 # Channel-major when an image has at least this many tiles per input channel, since its transforms'
 # loops run along the tiles. The bound was 4 while the tile-rows input transform ran along the
@@ -411,6 +472,21 @@ TILE_ROWS_FILTER_BYTES = 12 * 2 ** 20
 # path only gained the loop over one group: same or unclear on eight cases (``...132201Z.json``).
 # Depthwise layers (one channel per group) stay channel-major.
 TILE_MIN_CHANNELS = 16
+
+# Channel-major by bands of tile rows, each thread taking a run of bands through all three stages,
+# where an image's transformed tiles come to at least twice this: a band then holds as many tile
+# rows as keep its transformed input tiles (V) within it, so that V and M stay in the cache
+# between the stages instead of streaming through memory. VGG-16 conv1_2 at F(4x4) (29 MB of V
+# per image), in one process (CI machine: 1 MiB of L2 per core, 32 MiB of L3): at one thread
+# 15.8 ms whole, 10.5-10.9 in bands of 2.1-4.2 MB, 12.0 in bands of 1.1 MB; at two, 8.79 whole,
+# 9.5 in bands of one tile row (small products), 6.54 with this bound, 6.56 at 4 MiB, 8.00 at 8.
+# At two threads this bound did as well as 4 MiB or better on conv1_2 at F(2x2) (6.92 against
+# 6.86 ms; 10.70 whole) and conv2_2 (5.85 against 6.00; 6.82 whole). `convbench ab`, outputs
+# identical but F(4x4) on conv1_2 (a narrower product, other BLAS rounding): VGG-16 conv1_2 33 %
+# faster at F(2x2) and 17 % at F(4x4), conv2_1 and conv2_2 at F(2x2) 19 and 18 %
+# (``results/amd-epyc-2c/ab/20261124T181817Z.json``); MobileNet v1's dw1 and dw3 28-37 %
+# (``...181646Z.json``); the other layers of both sets the same or unclear.
+CHANNEL_BAND_BYTES = 2 * 2 ** 20
 
 # The Winograds do a fraction of the direct count's arithmetic, so they run on one thread up to
 # this many times ``SERIAL_FLOPS`` (:func:`kernels.cpu._common.numba_threads`), tile rows then in
@@ -451,11 +527,19 @@ class WinogradCPU:
         grouped = problem.groups > 1
         if (tiles_h * tiles_w >= CHANNEL_MAJOR_TILES_PER_CHANNEL * problem.c
                 or problem.c // problem.groups < TILE_MIN_CHANNELS):
+            if self._band_rows(problem) * 2 <= tiles_h:
+                return CHANNEL_BANDS
             return CHANNEL_MAJOR
         filters = 4 * self.alpha ** 2 * (problem.c // problem.groups) * problem.k
         if filters <= TILE_ROWS_FILTER_BYTES or share_count(self._threads(problem)) == 1:
             return TILE_ROWS
         return CHANNEL_MAJOR if grouped else TILE_STAGES
+
+    def _band_rows(self, problem):
+        """Tile rows per band of :data:`CHANNEL_BANDS`: as many as keep a band's V within
+        :data:`CHANNEL_BAND_BYTES`, one at least."""
+        row_bytes = 4 * self.alpha ** 2 * problem.c * (self._tiles(problem)[1] + self.halo)
+        return max(1, CHANNEL_BAND_BYTES // row_bytes)
 
     def _columns(self, problem):
         """Channel-major GEMM columns: every tile plus ``halo`` padding columns per tile row (see
@@ -468,7 +552,17 @@ class WinogradCPU:
         positions = self.alpha * self.alpha
         threads = self._threads(problem)
         filters = positions * problem.k * (problem.c // problem.groups)
-        if self.layout(problem) == CHANNEL_MAJOR:
+        layout = self.layout(problem)
+        if layout == CHANNEL_BANDS:   # per share: a band's V and M and the transforms' scratch
+            rows, row_len = self._band_rows(problem), tiles_w + self.halo
+            short = tiles_h % rows              # the last band's rows, where it is short
+            scratch = (self.m * row_len * (self.m * (rows + self.halo) + self.alpha * (rows + 1))
+                       + rows * row_len * positions * (problem.c + problem.k)
+                       + (rows + short) * row_len * self.m * (self.alpha + self.m))
+            shares = min(share_count(threads), problem.n * -(-tiles_h // rows))
+            return (4 * (scratch * shares + filters)
+                    + pair_scratch_bytes(problem, self.m, shares))
+        if layout == CHANNEL_MAJOR:
             tiles = self._columns(problem)
             # per thread: one channel's input split m x m, and B^T d for it (see _input_transform)
             row_len = tiles_w + self.halo
@@ -488,11 +582,14 @@ class WinogradCPU:
         layout = self.layout(problem)
         if layout == CHANNEL_MAJOR:
             run = self._prepare_channel_major(problem, w)
+        elif layout == CHANNEL_BANDS:
+            run = self._prepare_channel_bands(problem, w)
         else:
             run = self._prepare_tile_major(problem, w, layout)
         if not getattr(run, "impl", None):
             run.impl = layout
-        if layout != TILE_ROWS and self._threads(problem) == 1:   # tile rows: one share already
+        if layout in (CHANNEL_MAJOR, TILE_STAGES) and self._threads(problem) == 1:
+            # the others run as shares: one, on the calling thread
             return one_thread(run)
         return run
 
@@ -515,6 +612,82 @@ class WinogradCPU:
             lambda x: _input_transform(x, bt, v, m, tiles_h, row_len, ph, pw, get_num_threads()),
             lambda x: matmul(weights, v_grouped, out=mm_grouped),
             lambda out: _output_transform(mm, at, out, tiles_h, row_len), out_shape)
+
+    def _prepare_channel_bands(self, problem, w):
+        """Channel-major by bands of tile rows (:data:`CHANNEL_BANDS`): each share takes a run of
+        (image, band) pairs and does all three stages per band in its own V and M."""
+        m, alpha, groups = self.m, self.alpha, problem.groups
+        k_per_group, c_per_group = problem.k // groups, problem.c // groups
+        tiles_h, tiles_w = self._tiles(problem)
+        rows, row_len = self._band_rows(problem), tiles_w + self.halo
+        weights = winograd_filter_transform(m, problem, w, self.r)  # (alpha^2, G, K_g, C_g)
+        ph, pw = problem.padding
+        bt, at, out_shape = self.bt, self.at, problem.output_shape
+        bands = [(n, i0, min(rows, tiles_h - i0))
+                 for n in range(problem.n) for i0 in range(0, tiles_h, rows)]
+        count = min(share_count(self._threads(problem)), len(bands))
+        bounds = [len(bands) * i // count for i in range(count + 1)]
+        columns = rows * row_len
+
+        def scratch():
+            return (np.empty((alpha * alpha, problem.c, columns), dtype=np.float32),
+                    np.empty((alpha * alpha, problem.k, columns), dtype=np.float32),
+                    np.empty((m, m, rows + self.halo, row_len), dtype=np.float32),
+                    np.empty((alpha, m, rows + 1, row_len), dtype=np.float32),
+                    np.empty((problem.h * problem.w if m == 2 and problem.w % 2 == 0 else 0),
+                             dtype=np.float32),
+                    {length: (np.empty((alpha, m, length * row_len), dtype=np.float32),
+                              np.empty((m, m, length * row_len), dtype=np.float32))
+                     for length in {rows, tiles_h % rows or rows}})   # M A, A^T M A, exact sizes
+
+        numbered = list(enumerate(bands))
+        shares = [(numbered[first:stop], scratch()) for first, stop in zip(bounds[:-1], bounds[1:])]
+
+        def input_stage(x, band, buffers):
+            v, _, d, streams, pairs, _ = buffers
+            _input_band(x, bt, v, m, band[0], band[1], band[2], row_len, ph, pw, d, streams, pairs)
+
+        def product(band, buffers):
+            v, mm = buffers[0], buffers[1]
+            used = band[2] * row_len
+            np.matmul(weights, v.reshape(alpha * alpha, groups, c_per_group, columns)[..., :used],
+                      out=mm.reshape(alpha * alpha, groups, k_per_group, columns)[..., :used])
+
+        def output_stage(out, band, buffers):
+            _output_band(buffers[1], at, out, band[0], band[1], band[2], row_len,
+                         *buffers[5][band[2]])
+
+        def whole(x, out, share):
+            for _, band in share[0]:
+                input_stage(x, band, share[1])
+                product(band, share[1])
+                output_stage(out, band, share[1])
+
+        def run(x):
+            out = np.empty(out_shape, dtype=np.float32)
+            run_shares([partial(whole, x, out, share) for share in shares])
+            return out
+
+        # The per-stage breakdown runs each stage over every band by itself, so each band needs a
+        # V and M of its own there (made on first use, outside the call's workspace): the stages
+        # then stream them through memory as the call does not, and their sum exceeds it.
+        own = {}
+
+        def stage(step):
+            def band_by_band(arg, share):
+                for index, band in share[0]:
+                    if index not in own:
+                        own[index] = (np.empty_like(share[1][0]), np.empty_like(share[1][1]))
+                    step(arg, band, own[index] + share[1][2:])
+
+            return lambda arg: run_shares([partial(band_by_band, arg, share) for share in shares])
+
+        run.stages = _stages(stage(input_stage),
+                             stage(lambda _, band, buffers: product(band, buffers)),
+                             stage(output_stage), out_shape).stages
+        run.impl = (f"{CHANNEL_BANDS} of {rows} tile row{'s' if rows > 1 else ''} on "
+                    f"{len(shares)} thread{'s' if len(shares) > 1 else ''}")
+        return run
 
     def _prepare_tile_major(self, problem, w, layout):
         """``M[a*alpha + b] (tiles x K) = V (tiles x C) @ U^T (C x K)``: one tile per GEMM row,
