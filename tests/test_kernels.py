@@ -418,10 +418,12 @@ def test_winograd_layout_rule(monkeypatch):
     assert f2.layout(res2a) == winograd.TILE_ROWS                  # 12.25 tiles per channel
     assert f4.layout(conv1_2) == winograd.CHANNEL_BANDS             # 29 MB of V: bands
     assert f4.layout(three) == winograd.CHANNEL_MAJOR
-    small = f4._band_rows(conv1_2)                  # as few rows as keep a band's V in the bound
-    assert 4 * 36 * 64 * 57 * small <= winograd.CHANNEL_BAND_BYTES < 4 * 36 * 64 * 57 * (small + 1)
-    assert f4.workspace_bytes(conv1_2) < 4 * 36 * 64 * 57 * 56   # less than one whole V
-    monkeypatch.setattr(winograd, "CHANNEL_BAND_BYTES", 4 * 36 * 64 * 57 * 29)
+    row = 4 * 36 * (64 + 64) * 57                   # a tile row's V and M
+    rows = f4._band_rows(conv1_2)                   # as many as keep a band's in the bound
+    assert row * rows <= winograd.CHANNEL_BAND_BYTES < row * (rows + 1)
+    assert f4.workspace_bytes(conv1_2) < row * 56 // 2      # less than one whole V
+    assert f2.layout(ConvProblem.parse("mb1ic3ih224oc64oh224kh3ph1")) == winograd.CHANNEL_BANDS
+    monkeypatch.setattr(winograd, "CHANNEL_BAND_BYTES", row * 29)
     assert f4.layout(conv1_2) == winograd.CHANNEL_MAJOR    # under two bands: whole images
     assert f4.layout(res2a) == winograd.TILE_ROWS
     assert f4.layout(res4a) == winograd.TILE_ROWS

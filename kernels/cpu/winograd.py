@@ -473,20 +473,27 @@ TILE_ROWS_FILTER_BYTES = 12 * 2 ** 20
 # Depthwise layers (one channel per group) stay channel-major.
 TILE_MIN_CHANNELS = 16
 
-# Channel-major by bands of tile rows, each thread taking a run of bands through all three stages,
-# where an image's transformed tiles come to at least twice this: a band then holds as many tile
-# rows as keep its transformed input tiles (V) within it, so that V and M stay in the cache
-# between the stages instead of streaming through memory. VGG-16 conv1_2 at F(4x4) (29 MB of V
-# per image), in one process (CI machine: 1 MiB of L2 per core, 32 MiB of L3): at one thread
-# 15.8 ms whole, 10.5-10.9 in bands of 2.1-4.2 MB, 12.0 in bands of 1.1 MB; at two, 8.79 whole,
-# 9.5 in bands of one tile row (small products), 6.54 with this bound, 6.56 at 4 MiB, 8.00 at 8.
-# At two threads this bound did as well as 4 MiB or better on conv1_2 at F(2x2) (6.92 against
-# 6.86 ms; 10.70 whole) and conv2_2 (5.85 against 6.00; 6.82 whole). `convbench ab`, outputs
-# identical but F(4x4) on conv1_2 (a narrower product, other BLAS rounding): VGG-16 conv1_2 33 %
-# faster at F(2x2) and 17 % at F(4x4), conv2_1 and conv2_2 at F(2x2) 19 and 18 %
-# (``results/amd-epyc-2c/ab/20261124T181817Z.json``); MobileNet v1's dw1 and dw3 28-37 %
-# (``...181646Z.json``); the other layers of both sets the same or unclear.
-CHANNEL_BAND_BYTES = 2 * 2 ** 20
+# Channel-major by bands of tile rows, each thread taking a run of (image, band) pairs through all
+# three stages, where an image makes two bands or more (a batch of smaller images stays whole: a
+# band costs a few Python calls, and a band of several images is not written): a band holds as
+# many tile rows as keep its transformed tiles (V, C of them a tile, and M, K) within this, so
+# that they stay in the cache between the stages instead of streaming through memory. VGG-16
+# conv1_2 at F(4x4) (29 MB each of V and M per image), in one process (CI machine: 1 MiB of L2 per
+# core, 32 MiB of L3): at one thread 15.8 ms whole, 10.5-10.9 in bands of 2.1-4.2 MB of V, 12.0
+# in bands of 1.1 MB, 13.0-13.7 in bands of 8.4 MB; at two threads 8.79 whole, 9.5 in bands of
+# one tile row (small products), 6.54 in 2 MiB of V, 6.56 in 4 MiB, 8.00 in 8 MiB.
+# The bound first counted V alone (2 MiB, b8fdf9c), which left a 3-channel layer's M (21 times
+# its V) streaming: VGG-16 conv1_1 at F(2x2) took 5.04 ms in such bands (96 tile rows) and 3.04
+# whole, 1.47 with this bound (8 rows). `convbench ab` against V alone, two threads, outputs
+# identical: conv1_1 62 % faster at F(2x2) and 41 % at F(4x4), DeepBench's train_17 and
+# server_21 (3 channels, 224 x 224, batch 8 and 2) 30-55 %, the rest of VGG-16's conv1-conv2 the
+# same or unclear, MobileNet's dw1, dw3 and dw5 the same (``results/amd-epyc-2c/ab/20261124T183525Z.json``,
+# ``...183740Z.json``); train_18 (conv2_1's shape at batch 8) 7.4 % slower at F(2x2) in bands of
+# 5 rows instead of 8 (``...183638Z.json``; in one process 29.6 ms at this bound, 27.4 at 6 MiB,
+# 26.8 at 8). A bound of 6 MiB with the bands evened out, which let images of a band and a bit
+# take two, was no better: conv2_2 6.4 % and MobileNet's dw1 and dw3 at F(2x2) 12-15 % slower,
+# three bands shared by two threads (``...183936Z.json`` to ``...184151Z.json``).
+CHANNEL_BAND_BYTES = 4 * 2 ** 20
 
 # The Winograds do a fraction of the direct count's arithmetic, so they run on one thread up to
 # this many times ``SERIAL_FLOPS`` (:func:`kernels.cpu._common.numba_threads`), tile rows then in
@@ -536,10 +543,11 @@ class WinogradCPU:
         return CHANNEL_MAJOR if grouped else TILE_STAGES
 
     def _band_rows(self, problem):
-        """Tile rows per band of :data:`CHANNEL_BANDS`: as many as keep a band's V within
-        :data:`CHANNEL_BAND_BYTES`, one at least."""
-        row_bytes = 4 * self.alpha ** 2 * problem.c * (self._tiles(problem)[1] + self.halo)
-        return max(1, CHANNEL_BAND_BYTES // row_bytes)
+        """Tile rows per band of :data:`CHANNEL_BANDS`: as many as keep a band's V and M within
+        :data:`CHANNEL_BAND_BYTES`, one at least; no more than an image has."""
+        tiles_h, tiles_w = self._tiles(problem)
+        row_bytes = 4 * self.alpha ** 2 * (problem.c + problem.k) * (tiles_w + self.halo)
+        return max(1, min(tiles_h, CHANNEL_BAND_BYTES // row_bytes))
 
     def _columns(self, problem):
         """Channel-major GEMM columns: every tile plus ``halo`` padding columns per tile row (see
