@@ -26,9 +26,9 @@ case, the same kernel code as the base (:func:`code_identity`), the same timing 
 Besides timing, the comparison lists cases present on one side only, cases whose kernel code
 changed (an edit to comments or docstrings alone does not count), cases whose status changed (a new
 FAILED, CRASHED or TIMEOUT is a regression, and so is a case the base run timed and the new one
-SKIPPED), and cases whose error grew past the algorithm's tolerance. Nothing is dropped silently;
-the text table leaves out only the cases skipped in both runs (``render(..., every=True)`` lists
-them) and the summary counts them.
+SKIPPED), and cases whose error grew past the algorithm's tolerance. Nothing is dropped silently:
+``convbench compare`` leaves out of its table only the cases skipped in both runs, which the
+summary counts and ``--all`` lists.
 """
 
 from __future__ import annotations

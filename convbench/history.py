@@ -91,7 +91,7 @@ def environment_shifts(runs):
     return shifts
 
 
-def _step_summary(steps, runs, position, shifts):
+def _step_summary(steps, position, shifts):
     """Markdown: one table row per run with steps: how many cases went slower and faster, how
     many of those ran changed kernel code, and whether the software changed before it."""
     lines = ["| run | commit | slower | faster | of which kernel code changed | environment |",
@@ -180,7 +180,7 @@ def write_history(paths, out_dir, thresholds=Thresholds()):
     if steps.empty:
         lines.append("None: no case changed significantly between consecutive runs.")
     else:
-        lines += _step_summary(steps, runs, position, shifts)
+        lines += _step_summary(steps, position, shifts)
     heading = None
     for _, step in steps.iterrows():
         index = position[step["file"]]

@@ -24,9 +24,9 @@ element-wise products become, for each of the ``alpha^2`` positions, one matrix 
   and layers with fewer than 16 channels per group (depthwise among them).
 * **channel-major bands**: the same, but by bands of tile rows, each thread taking a run of bands
   through all three stages in a V and M of its own (:func:`_input_band`, :func:`_output_band`),
-  where an image's V would otherwise stream through memory between the stages (at least two
-  bands of :data:`CHANNEL_BAND_BYTES`): VGG-16's first layers, MobileNet v1's largest depthwise
-  ones.
+  where an image's V and M would otherwise stream through memory between the stages (at least
+  two bands of :data:`CHANNEL_BAND_BYTES`): VGG-16's first four layers, MobileNet v1's largest
+  depthwise ones.
 * **tile-major** (``V`` is tiles x C, ``M = V @ U^T``): the transforms run along the channels
   (the input transform over a tile row's tiles and channels at once, :func:`_input_rows`; the
   output transform tile by tile, :func:`_output_rows`), which suits small images with many
