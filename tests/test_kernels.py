@@ -423,6 +423,13 @@ def test_winograd_layout_rule(monkeypatch):
     assert row * rows <= winograd.CHANNEL_BAND_BYTES < row * (rows + 1)
     assert f4.workspace_bytes(conv1_2) < row * 56 // 2      # less than one whole V
     assert f2.layout(ConvProblem.parse("mb1ic3ih224oc64oh224kh3ph1")) == winograd.CHANNEL_BANDS
+    # a batch of images under two bands each: by bands where each image is large enough
+    batch = ConvProblem.parse("mb16ic16ih24iw240oc32oh24ow240kh3ph1")   # 4.5 MB an image
+    assert f2._band_rows(batch) * 2 > f2._tiles(batch)[0]
+    assert f2.layout(batch) == winograd.CHANNEL_BANDS
+    assert f2.layout(batch.with_mb(1)) == winograd.CHANNEL_MAJOR
+    lenet = ConvProblem.parse("mb64ic6ih14oc16oh10kh5")                # 111 KB an image
+    assert winograd.winograd_f2x2_5x5.layout(lenet) == winograd.CHANNEL_MAJOR
     monkeypatch.setattr(winograd, "CHANNEL_BAND_BYTES", row * 29)
     assert f4.layout(conv1_2) == winograd.CHANNEL_MAJOR    # under two bands: whole images
     assert f4.layout(res2a) == winograd.TILE_ROWS

@@ -495,6 +495,22 @@ TILE_MIN_CHANNELS = 16
 # three bands shared by two threads (``...183936Z.json`` to ``...184151Z.json``).
 CHANNEL_BAND_BYTES = 4 * 2 ** 20
 
+# A batch of images that make under two bands each goes by bands too (of an image, or of part of
+# one) where each image's V and M come to this much: the bands then keep the batch's tiles from
+# streaming through memory, where a band of a small image costs more in calls than it saves.
+# Forced bands against whole, in one process at two threads (CI machine): DeepBench's train_08
+# (batch 16, 1 channel of 48 x 480; 6.3 MB an image at F(2x2)) 13.4 against 15.3 ms at F(2x2),
+# 8.6 against 9.8 at F(4x4); train_09 (batch 16, 16 channels of 24 x 240, 4.5 MB) 2.80 against
+# 5.56 and 2.84 against 4.75; MobileNet's dw5 at batch 8 (256 channels of 14 x 14) 2.34 against
+# 4.16 and 3.87 against 7.66; 32 channels of 28 x 28 at batch 8 (860 KB) 0.58 against 0.96 and
+# 0.72 against 0.75. Smaller images lost: 16 channels of 14 x 14 at batch 32 (172 KB) 0.74
+# against 0.63 ms at F(2x2); LeNet-5's c3 at batch 64 (111 KB at F(2x2,5x5)) 1.52 against 1.09,
+# 2.87 against 2.36 at F(4x4,5x5). `convbench ab`, outputs identical: train_08 14 % faster at
+# both tile sizes, train_09 53 % at F(2x2) and 40 % at F(4x4) (``results/amd-epyc-2c/ab/
+# 20261124T185228Z.json``); MobileNet's dw5 and dw7-11 at batch 8 30-50 %, dw3 (bands already)
+# the same (``...185308Z.json``).
+CHANNEL_BAND_MIN_IMAGE_BYTES = 512 * 2 ** 10
+
 # The Winograds do a fraction of the direct count's arithmetic, so they run on one thread up to
 # this many times ``SERIAL_FLOPS`` (:func:`kernels.cpu._common.numba_threads`), tile rows then in
 # one share. One share against two, in one process at two threads (CI machine, medians): at 14.5-20
@@ -534,7 +550,7 @@ class WinogradCPU:
         grouped = problem.groups > 1
         if (tiles_h * tiles_w >= CHANNEL_MAJOR_TILES_PER_CHANNEL * problem.c
                 or problem.c // problem.groups < TILE_MIN_CHANNELS):
-            if self._band_rows(problem) * 2 <= tiles_h:
+            if self._band_rows(problem) * 2 <= tiles_h or self._batch_bands(problem):
                 return CHANNEL_BANDS
             return CHANNEL_MAJOR
         filters = 4 * self.alpha ** 2 * (problem.c // problem.groups) * problem.k
@@ -548,6 +564,15 @@ class WinogradCPU:
         tiles_h, tiles_w = self._tiles(problem)
         row_bytes = 4 * self.alpha ** 2 * (problem.c + problem.k) * (tiles_w + self.halo)
         return max(1, min(tiles_h, CHANNEL_BAND_BYTES // row_bytes))
+
+    def _batch_bands(self, problem):
+        """Whether a batch of images under two bands each goes by bands all the same (one or two
+        an image): where the batch's V and M overflow a band and each image brings
+        :data:`CHANNEL_BAND_MIN_IMAGE_BYTES` or more."""
+        tiles_h, tiles_w = self._tiles(problem)
+        image = 4 * self.alpha ** 2 * (problem.c + problem.k) * tiles_h * (tiles_w + self.halo)
+        return (problem.n > 1 and image >= CHANNEL_BAND_MIN_IMAGE_BYTES
+                and problem.n * image > CHANNEL_BAND_BYTES)
 
     def _columns(self, problem):
         """Channel-major GEMM columns: every tile plus ``halo`` padding columns per tile row (see
