@@ -932,7 +932,8 @@ def build_parser():
     lister.add_argument("--mb", type=int, help="rescale every problem to this batch size")
     lister.set_defaults(func=cmd_list, algo=None, backend=None, memory_budget=None, threads=None)
 
-    compare = sub.add_parser("compare", help="compare two runs; exit 1 on a significant slowdown")
+    compare = sub.add_parser("compare", help="compare two runs; exit 1 on a significant slowdown, "
+                                             "a new failure or a case newly skipped")
     compare.add_argument("base", type=Path, nargs="?",
                          help="results file of the base run (with NEW; neither: this machine's "
                               "latest run and the one before it of the same selection, with its "
