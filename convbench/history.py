@@ -54,16 +54,18 @@ def step_changes(runs, thresholds=Thresholds(), floors=True):
     """
     import pandas as pd
 
-    from .compare import same_environment_runs
+    from .machine import same_environment
+    from .results import read_document
 
-    paths = [path for path, _ in runs]
-    frames = {str(path): frame for path, frame in runs}
+    # each run's fingerprint read once (compare.same_environment_runs reads the files per call)
+    machines = [read_document(path).get("machine") or {} for path, _ in runs] if floors else []
     steps = []
-    for index, ((before_path, before), (path, after)) in enumerate(zip(runs, runs[1:])):
+    for index, ((_, before), (path, after)) in enumerate(zip(runs, runs[1:])):
         history = None
         if floors:   # the runs up to the earlier one: a later run would measure this step itself
-            alike = [str(p) for p in same_environment_runs(before_path, paths[:index + 1])]
-            history = pd.concat([frames[p] for p in alike]) if len(alike) > 1 else None
+            alike = [frame for (_, frame), machine in zip(runs[:index + 1], machines)
+                     if same_environment(machines[index], machine)]
+            history = pd.concat(alike) if len(alike) > 1 else None
         verdicts = compare_frames(before, after, thresholds, history)
         for _, row in verdicts[verdicts["verdict"].isin(["slower", "faster"])].iterrows():
             steps.append({**{key: row[key] for key in KEY}, "name": row["name"],

@@ -667,8 +667,7 @@ class WinogradCPU:
                     np.empty((alpha * alpha, problem.k, columns), dtype=np.float32),
                     np.empty((m, m, rows + self.halo, row_len), dtype=np.float32),
                     np.empty((alpha, m, rows + 1, row_len), dtype=np.float32),
-                    np.empty((problem.h * problem.w if m == 2 and problem.w % 2 == 0 else 0),
-                             dtype=np.float32),
+                    np.empty(pair_scratch_bytes(problem, m, 1) // 4, dtype=np.float32),
                     {length: (np.empty((alpha, m, length * row_len), dtype=np.float32),
                               np.empty((m, m, length * row_len), dtype=np.float32))
                      for length in {rows, tiles_h % rows or rows}})   # M A, A^T M A, exact sizes
