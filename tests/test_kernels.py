@@ -37,6 +37,9 @@ EDGE_CASES = [
     "g4mb2ic4ih8iw10oc4oh4ow5kh3sh2ph1",   # depthwise, stride 2, even width: column pairs
     "g3mb1ic3ih9iw8oc6oh9ow8kh5ph2",       # depthwise 5x5: three passes of nine taps
     "g2mb1ic2ih8oc2oh5ow8kh4kw3pw1",       # depthwise 4x3: nine taps, then three
+    "g2mb2ic2ih17iw18oc4oh17ow18kh3ph1",   # depthwise 3x3 at stride 1, padded: by rows, x2
+    "g3mb1ic3ih3iw9oc3oh3ow9kh3ph1",       # ... whole channels, three rows
+    "g2mb1ic2ih9iw3oc2oh9ow3kh3ph1",       # ... three columns
     "mb1ic2ih5iw37oc3oh3ow19kh3sh2ph1",    # wide rows split by stride phase: odd width and
     "mb1ic2ih6iw34oc2oh2ow16kh3sh2",       # ... odd padding, even width and none,
     "mb1ic2ih6iw33oc3oh6ow33kh3ph1",       # ... and Winograd F(2x2)'s 2 x 2 split of a wide row
@@ -445,11 +448,38 @@ def test_winograd_layout_rule(monkeypatch):
 def test_direct_takes_its_depthwise_path_exactly_for_one_input_channel_per_group():
     """The edge cases and random problems above check both paths' answers; this checks that each
     ran where it should (the depthwise one keeps no output-channel blocks)."""
+    from kernels.cpu.direct import is_same_3x3_depthwise
     direct = next(kernel for kernel in KERNELS if kernel.spec.algo == "direct")
     problems = [ConvProblem.parse(text) for text in EDGE_CASES] + random_problems(60, seed=2024)
-    paths = {(problem.c == problem.groups,
+    paths = {(problem.c == problem.groups, is_same_3x3_depthwise(problem),
               direct.prepare(problem, make_inputs(problem)[1]).impl) for problem in problems}
-    assert paths == {(True, "depthwise"), (False, None)}   # SERIAL_FLOPS is 0 here (conftest)
+    # SERIAL_FLOPS is 0 here (conftest)
+    assert paths == {(True, False, "depthwise"), (False, False, None),
+                     (True, True, "depthwise 3x3: whole channels"),
+                     (True, True, "depthwise 3x3: by rows")}
+    assert not is_same_3x3_depthwise(ConvProblem.parse("g4mb1ic4ih2iw8oc4oh2ow8kh3ph1"))
+    assert not is_same_3x3_depthwise(ConvProblem.parse("g4mb1ic4ih8oc4oh4kh3sh2ph1"))
+    assert not is_same_3x3_depthwise(ConvProblem.parse("g4mb1ic4ih8oc4oh8kh3ph1pw2ow10"))
+
+
+@pytest.mark.parametrize("whole", [True, False], ids=["whole channels", "by rows"])
+def test_direct_same_3x3_depthwise_either_way(whole, monkeypatch):
+    """The copy-free depthwise 3x3 path, made to take whole channels (under four masks) or rows
+    (under two) whatever the image size: right against the reference, bit for bit on integer
+    inputs, on a batch whose first and last channel (always by rows) differ from the others, with
+    one and two output channels per input channel, a single channel, and the smallest images."""
+    from kernels.cpu import direct as module
+    monkeypatch.setattr(module, "SAME_FLAT_PIXELS", 10 ** 9 if whole else 0)
+    direct = next(kernel for kernel in KERNELS if kernel.spec.algo == "direct")
+    for text in ("g5mb3ic5ih7iw11oc5oh7ow11kh3ph1", "g3mb2ic3ih12iw5oc6oh12ow5kh3ph1",
+                 "g1mb1ic1ih3oc1oh3kh3ph1", "g4mb1ic4ih3iw4oc8oh3ow4kh3ph1",
+                 "g8mb2ic8ih16oc8oh16kh3ph1"):
+        problem = ConvProblem.parse(text)
+        assert module.is_same_3x3_depthwise(problem), text
+        assert direct.prepare(problem, make_inputs(problem)[1]).impl.endswith(
+            "whole channels" if whole else "by rows")
+        check_against_reference(direct, problem)
+        check_against_reference(direct, problem, fill="integer")
 
 
 def test_one_thread_runs_numba_loops_on_the_calling_thread_and_gives_the_count_back():
@@ -514,10 +544,13 @@ def test_direct_depthwise_workspace_is_per_thread_not_per_input():
     thread count, not with the channel count."""
     from numba import get_num_threads
     direct = next(kernel for kernel in KERNELS if kernel.spec.algo == "direct")
-    few, many = (ConvProblem.parse(f"g{c}mb1ic{c}ih14oc{c}oh14kh3ph1") for c in (64, 512))
+    few, many = (ConvProblem.parse(f"g{c}mb1ic{c}ih14oc{c}oh16kh3ph2") for c in (64, 512))
     assert direct.workspace_bytes(few) == direct.workspace_bytes(many) > 0
     threads = min(get_num_threads(), 64)
-    assert direct.workspace_bytes(few) == 4 * threads * (16 * 16 + 13 * 16 + 14)
+    assert direct.workspace_bytes(few) == 4 * threads * (18 * 18 + 15 * 18 + 16)
+    # the copy-free 3x3 path keeps only its four masks of the image's size
+    same = ConvProblem.parse("g64mb4ic64ih14oc64oh14kh3ph1")
+    assert direct.workspace_bytes(same) == 4 * 4 * 14 * 14
     # at stride 2, four 8 x 8 phase planes and a run of 6 * 8 + 7, and the 14 x 14 column pairs
     strided = ConvProblem.parse("g64mb1ic64ih14oc64oh7kh3sh2ph1")
     assert direct.workspace_bytes(strided) == 4 * threads * (4 * 8 * 8 + 6 * 8 + 7 + 14 * 14)

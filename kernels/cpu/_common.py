@@ -213,15 +213,15 @@ SERIAL_FLOPS = 10e6
 SERIAL_DEPTHWISE_BYTES = 2 ** 20
 
 
-def numba_threads(problem, scale=1):
+def numba_threads(problem, scale=1, bytes_scale=1):
     """The numba threads a kernel's loops use on ``problem``: one under ``scale`` times
     :data:`SERIAL_FLOPS` (a kernel doing less arithmetic than the direct count passes a larger
-    ``scale``; a depthwise layer: under :data:`SERIAL_DEPTHWISE_BYTES` of input and output), else
-    numba's count. Per-thread scratch, and so the workspace, follows it."""
+    ``scale``; a depthwise layer: under ``bytes_scale`` times :data:`SERIAL_DEPTHWISE_BYTES` of
+    input and output), else numba's count. Per-thread scratch, and so the workspace, follows it."""
     if problem.c == problem.groups:
         size = 4 * problem.n * (problem.c * problem.h * problem.w
                                 + problem.k * problem.p * problem.q)
-        return 1 if size < SERIAL_DEPTHWISE_BYTES else get_num_threads()
+        return 1 if size < SERIAL_DEPTHWISE_BYTES * bytes_scale else get_num_threads()
     return 1 if problem.flops < SERIAL_FLOPS * scale else get_num_threads()
 
 
