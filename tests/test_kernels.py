@@ -34,7 +34,9 @@ EDGE_CASES = [
     "g4mb2ic4ih6oc4oh6kh3ph1",
     "g3mb2ic3ih9oc6oh5kh3sh2ph1",          # depthwise, two output channels per input channel
     "g4mb1ic4ih10iw9oc4oh6ow5kh3dh1",      # depthwise, dilated
-    "g4mb2ic4ih8iw10oc4oh4ow5kh3sh2ph1",   # depthwise, stride 2, even width: column pairs
+    "g4mb2ic4ih8iw10oc4oh4ow5kh3sh2ph1",   # depthwise 3x3, stride 2, padded: phase planes
+    "g2mb3ic2ih2iw4oc4oh1ow2kh3sh2ph1",    # ... one output row, x2
+    "g4mb2ic4ih8iw10oc4oh3ow4kh3sh2",      # depthwise, stride 2, even width: column pairs
     "g3mb1ic3ih9iw8oc6oh9ow8kh5ph2",       # depthwise 5x5: three passes of nine taps
     "g2mb1ic2ih8oc2oh5ow8kh4kw3pw1",       # depthwise 4x3: nine taps, then three
     "g2mb2ic2ih17iw18oc4oh17ow18kh3ph1",   # depthwise 3x3 at stride 1, padded: by rows, x2
@@ -448,18 +450,24 @@ def test_winograd_layout_rule(monkeypatch):
 def test_direct_takes_its_depthwise_path_exactly_for_one_input_channel_per_group():
     """The edge cases and random problems above check both paths' answers; this checks that each
     ran where it should (the depthwise one keeps no output-channel blocks)."""
-    from kernels.cpu.direct import is_same_3x3_depthwise
+    from kernels.cpu.direct import is_halving_3x3_depthwise, is_same_3x3_depthwise
     direct = next(kernel for kernel in KERNELS if kernel.spec.algo == "direct")
     problems = [ConvProblem.parse(text) for text in EDGE_CASES] + random_problems(60, seed=2024)
     paths = {(problem.c == problem.groups, is_same_3x3_depthwise(problem),
+              is_halving_3x3_depthwise(problem),
               direct.prepare(problem, make_inputs(problem)[1]).impl) for problem in problems}
     # SERIAL_FLOPS is 0 here (conftest)
-    assert paths == {(True, False, "depthwise"), (False, False, None),
-                     (True, True, "depthwise 3x3: whole channels"),
-                     (True, True, "depthwise 3x3: by rows")}
+    assert paths == {(True, False, False, "depthwise"), (False, False, False, None),
+                     (True, True, False, "depthwise 3x3: whole channels"),
+                     (True, True, False, "depthwise 3x3: by rows"),
+                     (True, False, True, "depthwise 3x3, stride 2: phase planes")}
     assert not is_same_3x3_depthwise(ConvProblem.parse("g4mb1ic4ih2iw8oc4oh2ow8kh3ph1"))
     assert not is_same_3x3_depthwise(ConvProblem.parse("g4mb1ic4ih8oc4oh4kh3sh2ph1"))
     assert not is_same_3x3_depthwise(ConvProblem.parse("g4mb1ic4ih8oc4oh8kh3ph1pw2ow10"))
+    for text in ("g4mb1ic4ih7iw8oc4oh4ow4kh3sh2ph1", "g4mb1ic4ih8iw9oc4oh4ow5kh3sh2ph1",
+                 "g4mb1ic4ih8oc4oh4kh3sh2ph1pw2ow5", "g4mb1ic4ih8oc4oh3kh3sh2",
+                 "g2mb1ic4ih8oc4oh4kh3sh2ph1"):
+        assert not is_halving_3x3_depthwise(ConvProblem.parse(text)), text
 
 
 @pytest.mark.parametrize("whole", [True, False], ids=["whole channels", "by rows"])
@@ -478,6 +486,21 @@ def test_direct_same_3x3_depthwise_either_way(whole, monkeypatch):
         assert module.is_same_3x3_depthwise(problem), text
         assert direct.prepare(problem, make_inputs(problem)[1]).impl.endswith(
             "whole channels" if whole else "by rows")
+        check_against_reference(direct, problem)
+        check_against_reference(direct, problem, fill="integer")
+
+
+def test_direct_halving_3x3_depthwise():
+    """The stride-2 depthwise 3x3 path on phase planes: right against the reference and bit for
+    bit on integer inputs, with a batch spread over the threads, two output channels per input
+    channel, a single output row or column, and rectangular images."""
+    direct = next(kernel for kernel in KERNELS if kernel.spec.algo == "direct")
+    for text in ("g5mb3ic5ih10iw6oc5oh5ow3kh3sh2ph1", "g3mb2ic3ih4iw12oc6oh2ow6kh3sh2ph1",
+                 "g1mb1ic1ih2oc1oh1kh3sh2ph1", "g4mb1ic4ih2iw8oc8oh1ow4kh3sh2ph1",
+                 "g8mb2ic8ih16oc8oh8kh3sh2ph1"):
+        problem = ConvProblem.parse(text)
+        assert direct.prepare(problem, make_inputs(problem)[1]).impl == (
+            "depthwise 3x3, stride 2: phase planes"), text
         check_against_reference(direct, problem)
         check_against_reference(direct, problem, fill="integer")
 
@@ -551,6 +574,9 @@ def test_direct_depthwise_workspace_is_per_thread_not_per_input():
     # the copy-free 3x3 path keeps only its four masks of the image's size
     same = ConvProblem.parse("g64mb4ic64ih14oc64oh14kh3ph1")
     assert direct.workspace_bytes(same) == 4 * 4 * 14 * 14
-    # at stride 2, four 8 x 8 phase planes and a run of 6 * 8 + 7, and the 14 x 14 column pairs
-    strided = ConvProblem.parse("g64mb1ic64ih14oc64oh7kh3sh2ph1")
-    assert direct.workspace_bytes(strided) == 4 * threads * (4 * 8 * 8 + 6 * 8 + 7 + 14 * 14)
+    # at stride 2, 5x5: four 9 x 9 phase planes and a run of 6 * 9 + 7, and the 14 x 14 column pairs
+    strided = ConvProblem.parse("g64mb1ic64ih14oc64oh7kh5sh2ph2")
+    assert direct.workspace_bytes(strided) == 4 * threads * (4 * 9 * 9 + 6 * 9 + 7 + 14 * 14)
+    # 3x3 at stride 2: a channel's four 7 x 7 planes per thread, two masks of the output's size
+    halving = ConvProblem.parse("g64mb1ic64ih14oc64oh7kh3sh2ph1")
+    assert direct.workspace_bytes(halving) == 4 * (2 * 7 * 7 + threads * 14 * 14)
