@@ -34,8 +34,9 @@ A small problem (under ``SERIAL_FLOPS``, a depthwise one under ``SERIAL_DEPTHWIS
 other costs more than it saves there (LeNet-5's c3: 13.5 us against 92 on the CI machine).
 
 A problem with one input channel per group (depthwise) goes its own way, a channel at a time
-(:func:`_depthwise`); the commonest of them, 3x3 at stride 1 with one pixel of padding, without
-copying anything (:func:`_depthwise_same`).
+(:func:`_depthwise`); the commonest of them, 3x3 with one pixel of padding, without copying
+anything at stride 1 (:func:`_depthwise_same`) and with only a split into stride phases at
+stride 2 (:func:`_depthwise_halving`).
 """
 
 import numpy as np
@@ -261,8 +262,9 @@ def _depthwise(x, w, taps, out, plane_shape, ph, pw, threads):
 # the input's size) skips the copies: see :func:`_depthwise_same`. Images of up to this many pixels
 # go as whole flat channels under four masks, larger ones by rows under two (see there).
 SAME_FLAT_PIXELS = 256
-# Such a layer, or one at stride 2 (:func:`_depthwise_halving`), runs on one thread under this many times ``SERIAL_DEPTHWISE_BYTES`` of input and output:
-# without the copies, one thread takes such a layer most of the way to the machine's copy rate.
+# Such a layer, or one at stride 2 (:func:`_depthwise_halving`), runs on one thread under this many
+# times ``SERIAL_DEPTHWISE_BYTES`` of input and output: without the copies, one thread takes such a
+# layer most of the way to the machine's copy rate.
 # In one process (CI machine, medians of 200 calls), one thread against two: 256 channels of
 # 28 x 28 (1.6 MB) 54 against 73 us; 128 of 56 x 56 (3.2 MB) 102 against 100; at batch 2, 256 of
 # 28 x 28 102 against 113, 128 of 56 x 56 170 against 145, 32 of 112 x 112 164 against 179.
@@ -304,9 +306,13 @@ def _same_inner_rows(of, xf, w, k, lo, hi, width, keep_left, keep_right):
     channel is the previous row's last value) and the right column's by ``keep_right``."""
     length = hi - lo
     above, below = lo - width, lo + width
-    a0, a1, a2 = xf[above - 1:above - 1 + length], xf[above:above + length], xf[above + 1:above + 1 + length]
+    a0 = xf[above - 1:above - 1 + length]
+    a1 = xf[above:above + length]
+    a2 = xf[above + 1:above + 1 + length]
     b0, b1, b2 = xf[lo - 1:hi - 1], xf[lo:hi], xf[lo + 1:hi + 1]
-    c0, c1, c2 = xf[below - 1:below - 1 + length], xf[below:below + length], xf[below + 1:below + 1 + length]
+    c0 = xf[below - 1:below - 1 + length]
+    c1 = xf[below:below + length]
+    c2 = xf[below + 1:below + 1 + length]
     left, right, out = keep_left[lo:hi], keep_right[lo:hi], of[lo:hi]
     u0, u1, u2 = w[k, 0], w[k, 1], w[k, 2]
     u3, u4, u5 = w[k, 3], w[k, 4], w[k, 5]
@@ -324,9 +330,13 @@ def _same_edge_row(of, xf, w, k, lo, hi, width, top):
     length = hi - lo
     first = lo if top else lo - width
     t = 3 if top else 0
-    a0, a1, a2 = xf[first - 1:first - 1 + length], xf[first:first + length], xf[first + 1:first + 1 + length]
+    a0 = xf[first - 1:first - 1 + length]
+    a1 = xf[first:first + length]
+    a2 = xf[first + 1:first + 1 + length]
     first += width
-    b0, b1, b2 = xf[first - 1:first - 1 + length], xf[first:first + length], xf[first + 1:first + 1 + length]
+    b0 = xf[first - 1:first - 1 + length]
+    b1 = xf[first:first + length]
+    b2 = xf[first + 1:first + 1 + length]
     u0, u1, u2 = w[k, t], w[k, t + 1], w[k, t + 2]
     u3, u4, u5 = w[k, t + 3], w[k, t + 4], w[k, t + 5]
     out = of[lo:hi]
@@ -359,11 +369,17 @@ def _same_whole(of, xall, base, w, k, width, size, top, bottom, left, right):
     filter row 0 weighed by ``top`` (0 in the first row), row 2 by ``bottom`` (0 in the last),
     column 0 by ``left`` and column 2 by ``right``."""
     first = base - width - 1
-    a0, a1, a2 = xall[first:first + size], xall[first + 1:first + 1 + size], xall[first + 2:first + 2 + size]
+    a0 = xall[first:first + size]
+    a1 = xall[first + 1:first + 1 + size]
+    a2 = xall[first + 2:first + 2 + size]
     first = base - 1
-    b0, b1, b2 = xall[first:first + size], xall[first + 1:first + 1 + size], xall[first + 2:first + 2 + size]
+    b0 = xall[first:first + size]
+    b1 = xall[first + 1:first + 1 + size]
+    b2 = xall[first + 2:first + 2 + size]
     first = base + width - 1
-    c0, c1, c2 = xall[first:first + size], xall[first + 1:first + 1 + size], xall[first + 2:first + 2 + size]
+    c0 = xall[first:first + size]
+    c1 = xall[first + 1:first + 1 + size]
+    c2 = xall[first + 2:first + 2 + size]
     u0, u1, u2 = w[k, 0], w[k, 1], w[k, 2]
     u3, u4, u5 = w[k, 3], w[k, 4], w[k, 5]
     u6, u7, u8 = w[k, 6], w[k, 7], w[k, 8]
@@ -459,7 +475,8 @@ def _depthwise_halving(x, w, out, top, left, threads):
         ee, oe, eo, oo = flat[:size], flat[size:2 * size], flat[2 * size:3 * size], flat[3 * size:]
         oe_left = flat[size - 1:2 * size - 1]
         eo_up = flat[2 * size - cols:3 * size - cols]
-        oo_up, oo_up_left = flat[3 * size - cols:4 * size - cols], flat[3 * size - cols - 1:4 * size - cols - 1]
+        oo_up = flat[3 * size - cols:4 * size - cols]
+        oo_up_left = flat[3 * size - cols - 1:4 * size - cols - 1]
         oo_left = flat[3 * size - 1:4 * size - 1]
         start, stop = chunk_bounds(chunk, chunks, jobs)
         for job in range(start, stop):
