@@ -72,6 +72,12 @@ def test_im2col_workspace_is_the_column_matrix_and_a_plane_per_lowering_thread(m
     kernel = get_kernel("im2col", "cpu")
     vgg = ConvProblem.parse('mb64ic64ih224oc64oh224kh3ph1n"vgg16:conv1_2"')
     assert im2col_module.im2col_gemm.row_shares(vgg) == 2
+    # its shares' parts of the column matrix are large: blocks of 4 output rows (2 MiB / 516 KB
+    # a row), from the whole padded input, in place of the column matrix
+    assert im2col_module.im2col_gemm.block_rows(vgg) == 4
+    assert kernel.workspace_bytes(vgg) == 4 * 64 * 64 * 226 * 226 + 2 * 4 * 64 * 9 * 4 * 224
+    monkeypatch.setattr(im2col_module, "SHARE_BLOCK_MIN_BYTES", float("inf"))
+    assert im2col_module.im2col_gemm.block_rows(vgg) is None
     assert kernel.workspace_bytes(vgg) == 4 * 64 * 64 * 9 * 224 * 224 + 4 * 226 * 226 * 2
     small = ConvProblem.parse("mb1ic4ih9oc2kh5ph2")    # under 1 MiB: lowered by one thread
     assert im2col_module.im2col_gemm.row_shares(small) == 1
@@ -104,6 +110,27 @@ def test_im2col_workspace_is_the_column_matrix_and_a_plane_per_lowering_thread(m
     batch = ConvProblem.parse("mb8ic256ih56oc128oh28kh1sh2")
     assert im2col_module.im2col_gemm.row_shares(batch) == 2
     assert kernel.workspace_bytes(batch) == 4 * 8 * 256 * 28 * 28
+
+
+def test_im2col_row_shares_go_by_blocks_where_a_share_would_be_large(monkeypatch):
+    """Where a share's part of the column matrix would reach ``SHARE_BLOCK_MIN_BYTES`` it goes a
+    block of output rows at a time; otherwise, and never for a subsampled strided 1x1 layer, the
+    share lowers all its rows first."""
+    monkeypatch.setattr(im2col_module, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(im2col_module, "share_count", lambda threads: threads)
+    rows = im2col_module.im2col_gemm.block_rows
+    # 32 channels, a 5x10 filter: a 6.6 MB column matrix row of output, so one row a block
+    assert rows(ConvProblem.parse("mb1ic32ih79iw341oc32oh38ow166kh5kw10sh2")) == 1
+    assert rows(ConvProblem.parse("mb1ic64ih56oc64oh56kh3ph1")) is None     # 3.6 MB a share
+    assert rows(ConvProblem.parse("mb1ic64ih56oc65oh56kh3ph1")) is None     # no row shares
+    assert rows(ConvProblem.parse("mb8ic256ih56oc128oh28kh1sh2")) is None   # subsampled
+    assert rows(ConvProblem.parse("mb2ic128ih56oc256oh56kh3ph1")) == 8      # 258 KB a row
+    # 256 channels of 5x5 (25.6 KB a pixel): a 2 MiB block would hold under 256 pixels
+    assert rows(ConvProblem.parse("mb2ic256ih20iw84oc512oh9ow41kh5sh2ph1")) is None
+    kernel = get_kernel("im2col", "cpu")
+    problem = ConvProblem.parse("mb2ic128ih56oc256oh56kh3ph1")
+    assert kernel.prepare(problem, make_inputs(problem)[1]).impl == (
+        "lowered by blocks of 8 output rows on 2 threads")
 
 
 def _force_im2col_path(monkeypatch, path):
@@ -179,6 +206,34 @@ def test_im2col_output_is_right_on_every_path(path, text, monkeypatch):
     stages = dict(run.stages)           # the per-stage breakdown computes the same output
     stages["lowering"](x)
     assert compare(stages["multiply"](x), reference_for(problem, x, w), 2e-6).passed
+
+
+@pytest.mark.parametrize("block", [1, 2])
+def test_im2col_by_blocks_is_right(block, monkeypatch):
+    """Row shares a block at a time, forced onto small problems with blocks of one and two output
+    rows: every block's columns land in its own image's output (a share's rows span images, the
+    last block of an image is short), padded, strided and dilated; and the two stages, run one
+    after the other, give the same output."""
+    from convbench.accuracy import compare
+    from convbench.reference import reference_for
+    _force_im2col_path(monkeypatch, "row shares")
+    monkeypatch.setattr(im2col_module, "SHARE_BLOCK_MIN_BYTES", 0)
+    monkeypatch.setattr(im2col_module, "BLOCK_MIN_PIXELS", 0)
+    for text in ("mb3ic2ih7oc3kh3ph1", "mb2ic3ih13iw11oc2kh3kw5sh2sw3ph2pw1dh1dw0",
+                 "mb2ic3ih9iw12oc2kh3sh2ph1", "mb1ic3ih10iw12oc4kh5ph2pw1dh0dw1",
+                 "mb1ic2ih3oc2kh3ph1"):
+        problem = ConvProblem.parse(text)
+        row_bytes = 4 * problem.c * problem.r * problem.s * problem.q
+        monkeypatch.setattr(im2col_module, "COL_BLOCK_BYTES", block * row_bytes)
+        x, w = make_inputs(problem, seed=13)
+        run = get_kernel("im2col", "cpu").prepare(problem, w)
+        assert run.impl == f"lowered by blocks of {min(block, problem.p)} output rows on 2 threads"
+        reference = reference_for(problem, x, w)
+        assert compare(run(x), reference, 2e-6).passed, text
+        stages = dict(run.stages)
+        assert list(stages) == ["split into stride phases", "lowered and multiplied"]
+        stages["split into stride phases"](x)
+        assert compare(stages["lowered and multiplied"](x), reference, 2e-6).passed, text
 
 
 def test_source_hash_covers_what_a_kernel_imports_from_kernels():

@@ -51,6 +51,19 @@ one the same and one unclear (``20261124T144605Z.json``), at batch 2 five 9-31 %
 unclear (``20261124T144642Z.json``). At batch 1 such layers (128 or more output channels) stay
 on the old path: shares measured no faster there in one process.
 
+**Blocks.** Where a share's part of the column matrix would come to ``SHARE_BLOCK_MIN_BYTES``
+(8 MiB) or more, it went to memory and back between the lowering and the product: 20 MB a share
+on DeepBench's server_03 (32 channels of 79 x 341, a 5x10 filter at stride 2), whose product has
+only 32 rows to hide it. Such a layer now splits its whole input into stride phases once
+(``load_streams``), and each share lowers a block of its output rows (about ``COL_BLOCK_BYTES``,
+2 MiB, one row at least, never two images) into a buffer of its own and multiplies it before the
+next, so the block is read back from the cache. ``convbench ab`` against whole shares, outputs
+identical: server_01-05 (32 output channels) 14-26 % faster, server_22 (64 -> 128 channels,
+112 x 112, batch 2) 17 %, server_23 5 %, server_69 the same (``ab/20261124T203751Z.json``); VGG-16
+conv1_2 32 % (``ab/20261124T203856Z.json``). Blocks of under ``BLOCK_MIN_PIXELS`` (256) columns,
+where C*R*S is over 2048, were slower: server_35, 37, 71 and 73, 28-109 columns a block, 20-50 %
+(``ab/20261124T203331Z.json``). Those keep whole shares.
+
 A column matrix under ``SERIAL_COPY_BYTES`` (1 MiB) is lowered by one thread, as is the split of
 an input under that size: on the CI machine waking the other thread costs more than such a copy
 (LeNet-5's c1: 4 us in one thread, 46 us in two; ``ab``: 4.4-5.4x faster on LeNet-5's layers).
@@ -67,8 +80,9 @@ import numpy as np
 from numba import get_num_threads, njit, prange
 
 from ..common import pipeline
-from ._common import (SERIAL_COPY_BYTES, chunk_bounds, load_channel, matmul_for,
-                      pair_scratch_bytes, run_shares, share_count, stream_shape)
+from ._common import (SERIAL_COPY_BYTES, chunk_bounds, load_channel, load_streams,
+                      load_streams_serial, matmul_for, pair_scratch_bytes, run_shares, share_count,
+                      stream_shape, streams_scratch_bytes)
 
 # Row shares (see the module's notes) for a problem of at least this many flops, and with fewer
 # images than threads only with at most this many output channels and output pixels per image at
@@ -78,6 +92,16 @@ from ._common import (SERIAL_COPY_BYTES, chunk_bounds, load_channel, matmul_for,
 SHARED_ROWS_MAX_K = 64
 SHARED_ROWS_MIN_PIXELS = 2048
 SHARED_ROWS_FLOPS = 20e6
+
+# A share whose part of the column matrix would come to this many bytes or more lowers and multiplies
+# its rows a block at a time instead, each block's columns (about COL_BLOCK_BYTES, one output row
+# at least) in a buffer of the share's own that stays in the cache, from the whole input split into
+# stride phases once per call (see ``_prepare_row_shares``).
+# Only where such a block holds BLOCK_MIN_PIXELS output pixels or more (C*R*S of at most 2048): the
+# products of narrower blocks ran slower than one product of the whole share.
+SHARE_BLOCK_MIN_BYTES = 8 * 2 ** 20
+COL_BLOCK_BYTES = 2 * 2 ** 20
+BLOCK_MIN_PIXELS = 256
 
 
 @njit(cache=True, nogil=True, fastmath=False)
@@ -104,6 +128,24 @@ def _lower_rows(x, col, planes, pairs, first, stop, c0, c1, taps, p_size, q_size
                     for t in range(q_size):
                         dst[t] = src[t]
         row += p1 - p0
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def _lower_block(planes, col, n, p0, p1, taps, q_size):
+    """Columns of image ``n``'s output rows ``p0`` to ``p1`` into ``col`` (C*R*S, (p1-p0)*Q or
+    more), from ``planes``: the whole input split into zero-bordered stride phases
+    (``load_streams``). Each output row of each tap is one copy of ``Q`` values."""
+    n_taps = taps.shape[0]
+    for c in range(planes.shape[1]):
+        for tap in range(n_taps):
+            plane = planes[n, c, taps[tap, 0], taps[tap, 1]]
+            top, left = taps[tap, 2], taps[tap, 3]
+            to = col[c * n_taps + tap]
+            for p in range(p0, p1):
+                dst = to[(p - p0) * q_size:(p - p0 + 1) * q_size]
+                src = plane[p + top, left:left + q_size]
+                for t in range(q_size):
+                    dst[t] = src[t]
 
 
 @njit(parallel=True, cache=True, fastmath=False)
@@ -184,6 +226,19 @@ class Im2colGemmCPU:
             return 1
         return min(threads, problem.n * problem.p)
 
+    def block_rows(self, problem):
+        """Output rows per block where row shares go a block at a time (a share's part of the
+        column matrix would reach :data:`SHARE_BLOCK_MIN_BYTES`), else None."""
+        shares = self.row_shares(problem)
+        if shares == 1 or _is_subsampling(problem):
+            return None
+        column_bytes = 4 * problem.c * problem.r * problem.s
+        row_bytes = column_bytes * problem.q
+        if (row_bytes * -(-problem.n * problem.p // shares) < SHARE_BLOCK_MIN_BYTES
+                or column_bytes * BLOCK_MIN_PIXELS > COL_BLOCK_BYTES):
+            return None
+        return max(1, min(problem.p, COL_BLOCK_BYTES // row_bytes))
+
     def _lowering_threads(self, problem):
         """Threads that each hold one channel's planes while lowering (see ``prepare``)."""
         shares = self.row_shares(problem)
@@ -198,6 +253,12 @@ class Im2colGemmCPU:
         col = 4 * problem.n * problem.c * problem.r * problem.s * problem.p * problem.q
         if _is_subsampling(problem):
             return col
+        block = self.block_rows(problem)
+        if block:   # the input in stride phases, and a block of columns per share
+            planes = 4 * int(np.prod(stream_shape(problem, *problem.stride)))
+            blocks = 4 * problem.c * problem.r * problem.s * block * problem.q
+            return (planes + streams_scratch_bytes(problem, planes)
+                    + self.row_shares(problem) * blocks)
         threads = self._lowering_threads(problem)
         planes = 4 * int(np.prod(_plane_shape(problem))) * threads
         return col + planes + pair_scratch_bytes(problem, problem.stride[1], threads)
@@ -218,6 +279,8 @@ class Im2colGemmCPU:
             run.impl = "1x1: GEMM on the input"
             return run
 
+        if self.block_rows(problem):
+            return self._prepare_blocks(problem, weights, out_shape)
         col = np.empty((problem.n, problem.c * problem.r * problem.s, pixels), dtype=np.float32)
         col_grouped = col.reshape(problem.n, groups, rows, pixels)
         if self.row_shares(problem) > 1:
@@ -322,6 +385,52 @@ class Im2colGemmCPU:
                     else f"lowered by output rows on {count} threads")
         run.column_matrix = col
         return run
+
+    def _prepare_blocks(self, problem, weights, out_shape):
+        """Row shares a block at a time: the whole input is split into its stride phases once
+        (numba's threads), then each share lowers a block of its output rows (one image's,
+        ``block_rows`` of them at most) into its own buffer and multiplies it by the filter
+        matrix (a one-thread BLAS) before the next, so the columns are read back from the cache,
+        not from memory. Stages: the split, then the blocks."""
+        (ph, pw), p_size, q_size = problem.padding, problem.p, problem.q
+        planes = np.zeros(stream_shape(problem, *problem.stride), dtype=np.float32)
+        load = load_streams_serial if planes.nbytes < SERIAL_COPY_BYTES else load_streams
+        taps = _tap_offsets(problem)
+        block = self.block_rows(problem)
+        count = self.row_shares(problem)
+        rows = problem.n * p_size
+        bounds = [rows * i // count for i in range(count + 1)]
+        shares = []
+        for first, stop in zip(bounds[:-1], bounds[1:]):
+            blocks = []
+            row = first
+            while row < stop:   # blocks never cross into the next image
+                n, p0 = divmod(row, p_size)
+                p1 = min(p_size, p0 + block, p0 + stop - row)
+                blocks.append((n, p0, p1))
+                row += p1 - p0
+            buffer = np.empty((weights.shape[2], block * q_size), dtype=np.float32)
+            shares.append((blocks, buffer))
+        flat_weights = weights[0]
+
+        def share_blocks(out, share):
+            blocks, buffer = share
+            for n, p0, p1 in blocks:
+                _lower_block(planes, buffer, n, p0, p1, taps, q_size)
+                width = (p1 - p0) * q_size
+                np.matmul(flat_weights, buffer[:, :width],
+                          out=out[n, 0, :, p0 * q_size:p1 * q_size])
+
+        def split(x):
+            load(x, planes, ph, pw)
+
+        def blocks(x):
+            out = np.empty(out_shape, dtype=np.float32)
+            run_shares([partial(share_blocks, out, share) for share in shares])
+            return out.reshape(problem.output_shape)
+
+        return pipeline(("split into stride phases", split), ("lowered and multiplied", blocks),
+                        impl=f"lowered by blocks of {block} output rows on {count} threads")
 
 
 im2col_gemm = Im2colGemmCPU()
