@@ -164,7 +164,11 @@ def test_im2col_lowering_matches_the_definition_on_strided_dilated_padded_proble
                  # column stride 2, even widths: split by column pairs, odd and even padding
                  "mb2ic3ih9iw12oc2kh3sh2ph1", "mb1ic2ih8iw10oc2kh4kw3sh1sw2ph0pw3",
                  # strided 1x1: copied from a strided view, the shares' rows span images
-                 "mb3ic3ih9iw8oc2kh1sh2", "mb2ic2ih10iw7oc2kh1sh3sw2"):
+                 "mb3ic3ih9iw8oc2kh1sh2", "mb2ic2ih10iw7oc2kh1sh3sw2",
+                 # ... padded: the positions that sample the padding stay zero, some rows all
+                 # padding, and a row stride whose samples miss the image at one end
+                 "mb3ic2ih7oc2kh1sh2ph3", "mb2ic3ih9iw8oc2kh1sh3sw2ph2pw1",
+                 "mb1ic2ih3iw4oc2kh1sh2ph2pw0"):
         problem = ConvProblem.parse(text)
         if path == "row shares":
             assert kernel.prepare(problem, make_inputs(problem, seed=5)[1]).impl.endswith(
@@ -192,6 +196,7 @@ def test_im2col_lowering_matches_the_definition_on_strided_dilated_padded_proble
     "mb1ic3ih10iw12oc4kh5ph2pw1dh0dw1",     # dilation along w
     "mb1ic2ih3oc2kh3ph1",                   # three output rows: shares of one and two
     "mb3ic4ih9oc3kh1sh2",                   # strided 1x1, shares spanning images
+    "mb3ic4ih7oc3kh1sh2ph3",                # ... padded
 ])
 def test_im2col_output_is_right_on_every_path(path, text, monkeypatch):
     """The products land where they belong: each share multiplies its own columns of each image

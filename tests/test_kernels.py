@@ -50,6 +50,7 @@ EDGE_CASES = [
     "mb1ic1ih1oc1oh1kh1",
     "g2mb2ic4ih9iw7oc6oh5ow4kh1sh2",       # strided 1x1: subsampling, odd sizes, groups
     "mb1ic3ih10oc2oh4kh1sh3",
+    "mb2ic3ih7oc4oh7kh1sh2ph3",            # strided 1x1, padded: rows and columns of padding
     "mb2ic3ih14oc4oh14kh7ph3",
     "mb1ic2ih9oc2oh9kh9ph4",
 ]
