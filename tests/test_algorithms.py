@@ -232,7 +232,9 @@ def test_im2col_by_blocks_is_right(block, monkeypatch):
         monkeypatch.setattr(im2col_module, "COL_BLOCK_BYTES", block * row_bytes)
         x, w = make_inputs(problem, seed=13)
         run = get_kernel("im2col", "cpu").prepare(problem, w)
-        assert run.impl == f"lowered by blocks of {min(block, problem.p)} output rows on 2 threads"
+        rows = min(block, problem.p)
+        assert run.impl == (f"lowered by blocks of {rows} output row{'s' if rows > 1 else ''}"
+                            " on 2 threads")
         reference = reference_for(problem, x, w)
         assert compare(run(x), reference, 2e-6).passed, text
         stages = dict(run.stages)

@@ -220,7 +220,7 @@ def test_rows_name_the_implementation_their_kernel_chose(smoke_run):
                              r"tile rows on \d threads?"
                    for winograd in WINOGRADS},
                 "fft": r"\d+x\d+ transforms", "fft_tiled": r"(\d+)x\1 tiles, \d+ per image",
-                "im2col": r"lowered|lowered by (output rows|blocks of \d+ output rows) on \d threads?|"
+                "im2col": r"lowered|lowered by (output rows|blocks of \d+ output rows?) on \d threads?|"
                           r"1x1: GEMM on the input|"
                           r"strided 1x1: subsampled"}
     seen = set()

@@ -93,12 +93,12 @@ SHARED_ROWS_MAX_K = 64
 SHARED_ROWS_MIN_PIXELS = 2048
 SHARED_ROWS_FLOPS = 20e6
 
-# A share whose part of the column matrix would come to this many bytes or more lowers and multiplies
-# its rows a block at a time instead, each block's columns (about COL_BLOCK_BYTES, one output row
-# at least) in a buffer of the share's own that stays in the cache, from the whole input split into
-# stride phases once per call (see ``_prepare_row_shares``).
-# Only where such a block holds BLOCK_MIN_PIXELS output pixels or more (C*R*S of at most 2048): the
-# products of narrower blocks ran slower than one product of the whole share.
+# A share whose part of the column matrix would come to this many bytes or more lowers and
+# multiplies its rows a block at a time instead, each block's columns (about COL_BLOCK_BYTES, one
+# output row at least) in a buffer of the share's own that stays in the cache, from the whole input
+# split into stride phases once per call (see ``_prepare_blocks``). Only where such a block holds
+# BLOCK_MIN_PIXELS output pixels or more (C*R*S of at most 2048): the products of narrower blocks
+# ran slower than one product of the whole share.
 SHARE_BLOCK_MIN_BYTES = 8 * 2 ** 20
 COL_BLOCK_BYTES = 2 * 2 ** 20
 BLOCK_MIN_PIXELS = 256
@@ -202,8 +202,8 @@ def _is_subsampling(problem):
     which numpy copies from a strided view in one pass (or one per row share). On ResNet-50
     res3a_branch2a (256 channels, 56x56, stride 2; AMD CI machine) that took 58 us against 124 us
     for the numba lowering of the time (before the stride phases) at two threads. With padding,
-    the positions that sample the padding stay zero (:func:`_sampled`); through the general
-    lowering, DeepBench's server_49 (2048 channels of 7 x 7, three pixels of padding, stride 2)
+    the positions that sample the padding are written as zeros (:func:`_sampled`); through the
+    general lowering, DeepBench's server_49 (2048 channels of 7 x 7, three pixels of padding, stride 2)
     took 0.95 ms against torch's 0.35 in ``find``, most of it copying each channel into its planes.
     ``ab``: server_49 44 % faster (0.694 -> 0.389 ms), server_58 (its batch of 2) 29 %, the
     unpadded strided 1x1 layers the same (``ab/20261124T204721Z.json``, ``...204745Z.json``)."""
@@ -445,7 +445,7 @@ class Im2colGemmCPU:
                 row += p1 - p0
             buffer = np.empty((weights.shape[2], block * q_size), dtype=np.float32)
             shares.append((blocks, buffer))
-        flat_weights = weights[0]
+        flat_weights = weights[0]   # one group: row shares are never taken with more
 
         def share_blocks(out, share):
             blocks, buffer = share
@@ -464,7 +464,8 @@ class Im2colGemmCPU:
             return out.reshape(problem.output_shape)
 
         return pipeline(("split into stride phases", split), ("lowered and multiplied", blocks),
-                        impl=f"lowered by blocks of {block} output rows on {count} threads")
+                        impl=f"lowered by blocks of {block} output row{'s' if block > 1 else ''}"
+                             f" on {count} threads")
 
 
 im2col_gemm = Im2colGemmCPU()
