@@ -281,6 +281,29 @@ def _grouped_bars(ax, rows, layers, column, scale):
     ax.grid(axis="y", alpha=0.3)
 
 
+# Per-layer bar figures put at most this many layers side by side; a larger set (DeepBench's 123
+# inference layers drew one 12500-pixel-wide figure) gets a panel below for each further run.
+LAYERS_PER_PANEL = 24
+
+
+def _panels(layers, height):
+    """A figure with one panel (axes) per run of :data:`LAYERS_PER_PANEL` layers, stacked, and the
+    runs: ``(fig, [(ax, layers), ...])``."""
+    import matplotlib.pyplot as plt
+
+    runs = [layers[i:i + LAYERS_PER_PANEL] for i in range(0, len(layers), LAYERS_PER_PANEL)] or [[]]
+    width = max(8, 0.9 * max(len(run) for run in runs) + 3)
+    fig, axes = plt.subplots(len(runs), 1, figsize=(width, height * len(runs)), squeeze=False)
+    return fig, list(zip(axes[:, 0], runs))
+
+
+def _panel_width(ax, panels):
+    """Where there are several panels, each spans a full panel's worth of layers, so a short last
+    one draws its bars as wide as the others."""
+    if len(panels) > 1:
+        ax.set_xlim(-0.6, LAYERS_PER_PANEL - 0.4)
+
+
 def _save(fig, path):
     import matplotlib.pyplot as plt
 
@@ -290,18 +313,22 @@ def _save(fig, path):
 
 
 def _figure_gflops(frame, machine, ceiling, path):
-    import matplotlib.pyplot as plt
-
-    layers = list(dict.fromkeys(frame["layer"]))
-    fig, ax = plt.subplots(figsize=(max(8, 0.9 * len(layers) + 3), 5.5))
-    _grouped_bars(ax, frame[frame["status"] == "PASSED"], layers, "gflops", 1.0)
-    if ceiling:
-        ax.axhline(ceiling, color="black", linestyle="--", linewidth=1)
-        ax.text(-0.45, ceiling, f"this machine's measured SGEMM: {ceiling:.0f} GFLOP/s",
-                ha="left", va="bottom", fontsize=9)
-    ax.set_ylabel("effective GFLOP/s (direct-convolution FLOPs / time)")
-    ax.set_title(f"Speed per layer and algorithm, {machine}\n(missing bar: not supported; FFT and "
-                 f"Winograd do fewer FLOPs than direct, so they can pass the SGEMM line)")
+    fig, panels = _panels(list(dict.fromkeys(frame["layer"])), 5.5)
+    passed = frame[frame["status"] == "PASSED"]
+    top = passed["gflops"].astype(float).max() if len(passed) else 0.0
+    for ax, layers in panels:
+        _grouped_bars(ax, passed, layers, "gflops", 1.0)
+        if ceiling:
+            ax.axhline(ceiling, color="black", linestyle="--", linewidth=1)
+            ax.text(-0.45, ceiling, f"this machine's measured SGEMM: {ceiling:.0f} GFLOP/s",
+                    ha="left", va="bottom", fontsize=9)
+        if top > 0:   # one scale for every panel, so bars compare across them
+            ax.set_ylim(0, 1.05 * max(top, ceiling or 0.0))
+        _panel_width(ax, panels)
+        ax.set_ylabel("effective GFLOP/s (direct-convolution FLOPs / time)")
+    panels[0][0].set_title(f"Speed per layer and algorithm, {machine}\n(missing bar: not "
+                           f"supported; FFT and Winograd do fewer FLOPs than direct, so they can "
+                           f"pass the SGEMM line)")
     _save(fig, path)
 
 
@@ -329,14 +356,15 @@ def _figure_errors(frame, machine, path):
 
 
 def _figure_workspace(frame, machine, path):
-    import matplotlib.pyplot as plt
-
-    layers = list(dict.fromkeys(frame["layer"]))
-    fig, ax = plt.subplots(figsize=(max(8, 0.9 * len(layers) + 3), 5))
-    _grouped_bars(ax, frame[frame["workspace_bytes"].notna()], layers, "workspace_bytes", 2 ** -20)
-    ax.set_yscale("log")
-    ax.set_ylabel("workspace (MiB, log scale)")
-    ax.set_title(f"Extra memory per algorithm, {machine}\n(no bar: none needed, or not supported)")
+    fig, panels = _panels(list(dict.fromkeys(frame["layer"])), 5)
+    for ax, layers in panels:
+        _grouped_bars(ax, frame[frame["workspace_bytes"].notna()], layers, "workspace_bytes",
+                      2 ** -20)
+        ax.set_yscale("log")
+        ax.set_ylabel("workspace (MiB, log scale)")
+        _panel_width(ax, panels)
+    panels[0][0].set_title(f"Extra memory per algorithm, {machine}\n(no bar: none needed, or not "
+                           f"supported)")
     _save(fig, path)
 
 

@@ -34,6 +34,31 @@ def test_report_writes_markdown_html_and_figures(tmp_path):
     assert page.count("data:image/png;base64,") == len(pngs) and "<table>" in page
 
 
+def test_per_layer_figures_stack_panels_for_a_large_set(tmp_path):
+    """Per-layer bar figures keep at most ``LAYERS_PER_PANEL`` layers side by side: a set of 52
+    layers draws three panels of up to 24, one below the other, instead of one figure 52 layers
+    wide."""
+    from convbench.report import LAYERS_PER_PANEL
+    import matplotlib.image as image
+    document = json.loads((DATA / "compare_base.json").read_text())
+    rows = []
+    for copy in range(13):            # 13 x 4 = 52 distinct layers
+        for row in document["rows"]:
+            rows.append(dict(row, name=f"{row['name']}_{copy}",
+                             descriptor=row["descriptor"].replace('n"', f'n"{copy}_')))
+    document["rows"] = rows
+    large = tmp_path / "large.json"
+    large.write_text(json.dumps(document))
+    write_report([large], tmp_path / "large")
+    write_report([DATA / "compare_base.json"], tmp_path / "small")
+    assert LAYERS_PER_PANEL == 24
+    for kind in ("gflops", "workspace"):
+        big = image.imread(next((tmp_path / "large").glob(f"*-{kind}.png"))).shape
+        small = image.imread(next((tmp_path / "small").glob(f"*-{kind}.png"))).shape
+        assert big[0] > 2.5 * small[0], kind          # three panels' height
+        assert big[1] < 0.9 * (0.9 * 52 + 3) * 110, kind   # not one 52-layer-wide figure
+
+
 def test_report_adds_up_a_counted_network_and_draws_it(tmp_path):
     """The same run with counts on its layers: the whole-network table and figure appear, the
     direct kernel's total being each layer's time times its count."""
