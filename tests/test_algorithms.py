@@ -133,6 +133,24 @@ def test_im2col_row_shares_go_by_blocks_where_a_share_would_be_large(monkeypatch
         "lowered by blocks of 8 output rows on 2 threads")
 
 
+def test_im2col_shares_a_pointwise_layers_products_only_with_four_per_thread(monkeypatch):
+    """A 1x1 stride-1 layer's products (image x group) go one after another on the BLAS's own
+    threads unless each thread would get four or more; either way the output is right."""
+    from convbench.accuracy import compare
+    from convbench.reference import reference_for
+    monkeypatch.setattr(im2col_module, "share_count", lambda threads: 2)
+    shared = im2col_module.im2col_gemm.pointwise_shared
+    assert not shared(ConvProblem.parse("mb2ic512ih7oc512oh7kh1"))
+    assert not shared(ConvProblem.parse("mb7ic64ih7oc64oh7kh1"))
+    assert shared(ConvProblem.parse("mb8ic64ih7oc64oh7kh1"))
+    assert shared(ConvProblem.parse("g2mb4ic64ih7oc64oh7kh1"))
+    for text in ("mb2ic16ih7oc8oh7kh1", "mb8ic16ih7oc8oh7kh1", "g2mb4ic16ih5oc8oh5kh1"):
+        problem = ConvProblem.parse(text)
+        x, w = make_inputs(problem, seed=17)
+        y = get_kernel("im2col", "cpu").prepare(problem, w)(x)
+        assert compare(y, reference_for(problem, x, w), 2e-6).passed, text
+
+
 def _force_im2col_path(monkeypatch, path):
     """Send small problems down im2col's ``path``: one thread, the parallel lowering, or row
     shares (two, whatever the machine)."""

@@ -9,8 +9,9 @@ output pixel (p, q)::
 
 so ``out[n, g] = W[g] (K_g x C_g*R*S) @ col[n, g] (C_g*R*S x P*Q)`` lands directly in NCHW order; numpy's
 ``matmul`` hands each (image, group) product to the BLAS it was built with, in float32. With more
-than one such product (a batch, or groups) of 20 MFLOP or more in all, the products are shared out
-among the cores, each run by a one-thread BLAS (:func:`kernels.cpu._common.batched_matmul`): on
+than one such product (a batch, or groups) of 20 MFLOP or more in all (for a 1x1 stride-1 layer,
+four products or more per thread: :meth:`Im2colGemmCPU.pointwise_shared`), the products are shared
+out among the cores, each run by a one-thread BLAS (:func:`kernels.cpu._common.batched_matmul`): on
 AlexNet's conv2 (two groups) that took the call from 1.81 to 1.33 ms (``convbench ab``, CI machine,
 ``results/amd-epyc-2c/ab/20261124T051737Z.json``).
 
@@ -99,6 +100,10 @@ SHARED_ROWS_FLOPS = 20e6
 # split into stride phases once per call (see ``_prepare_blocks``). Only where such a block holds
 # BLOCK_MIN_PIXELS output pixels or more (C*R*S of at most 2048): the products of narrower blocks
 # ran slower than one product of the whole share.
+# A 1x1 stride-1 layer's products (one per image and group) are shared out among the threads only
+# with at least this many per thread; fewer run one after another, each on the BLAS's threads.
+POINTWISE_SHARED_PER_THREAD = 4
+
 SHARE_BLOCK_MIN_BYTES = 8 * 2 ** 20
 COL_BLOCK_BYTES = 2 * 2 ** 20
 BLOCK_MIN_PIXELS = 256
@@ -266,6 +271,17 @@ class Im2colGemmCPU:
             return 1
         return min(threads, problem.n * problem.p)
 
+    def pointwise_shared(self, problem):
+        """Whether a 1x1 stride-1 layer's products (one per image and group) may be shared out
+        among the threads (:func:`kernels.cpu._common.matmul_for` decides the rest): only with
+        :data:`POINTWISE_SHARED_PER_THREAD` of them or more per thread. ``ab`` on DeepBench's
+        batch-2 1x1 layers, against sharing them: 10 of 11 faster by 3-27 % (server_57, 512
+        channels of 7 x 7: 0.211 -> 0.153 ms), one the same; ResNet-50's 1x1 layers at batch 4
+        the same or faster (``ab/20261124T212325Z.json``, ``...212429Z.json``). At batch 8 sharing
+        measured 3-7 % faster in one process, and stays."""
+        return (problem.n * problem.groups
+                >= POINTWISE_SHARED_PER_THREAD * share_count(get_num_threads()))
+
     def block_rows(self, problem):
         """Output rows per block where row shares go a block at a time (a share's part of the
         column matrix would reach :data:`SHARE_BLOCK_MIN_BYTES`), else None."""
@@ -312,6 +328,9 @@ class Im2colGemmCPU:
         out_shape = (problem.n, groups, k_per_group, pixels)
         matmul = matmul_for(weights.shape, (problem.n, groups, rows, pixels))
         if _is_pointwise(problem):
+            if not self.pointwise_shared(problem):
+                matmul = np.matmul     # each product on the BLAS's own threads, one after another
+
             def run(x):
                 out = np.empty(out_shape, dtype=np.float32)
                 matmul(weights, x.reshape(problem.n, groups, rows, pixels), out=out)
