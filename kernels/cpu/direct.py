@@ -520,17 +520,23 @@ class DirectCPU:
         shape = stream_shape(problem, *problem.stride)
         return stream_shape(problem, *problem.stride, rows=shape[4] - (-(VECTOR // 4) // shape[5]))
 
+    @staticmethod
+    def _threads(problem):
+        """numba threads on ``problem`` (:func:`numba_threads`): the copy-free depthwise paths
+        stay on one thread up to ``COPY_FREE_SERIAL_SCALE`` times the depthwise bound."""
+        copy_free = is_same_3x3_depthwise(problem) or is_halving_3x3_depthwise(problem)
+        return numba_threads(problem, bytes_scale=COPY_FREE_SERIAL_SCALE if copy_free else 1)
+
     def workspace_bytes(self, problem):
         if is_same_3x3_depthwise(problem):   # its four masks, nothing per thread
             return 4 * 4 * problem.h * problem.w
         if is_halving_3x3_depthwise(problem):   # two masks, a channel's four planes per thread
-            threads = min(numba_threads(problem, bytes_scale=COPY_FREE_SERIAL_SCALE),
-                          problem.n * problem.c)
+            threads = min(self._threads(problem), problem.n * problem.c)
             return 4 * (2 * problem.p * problem.q + threads * problem.h * problem.w)
         if problem.c == problem.groups:   # depthwise: one channel's planes and run per thread
             _, _, sh, sw, plane_h, plane_w = stream_shape(problem, *problem.stride)
             per_thread = sh * sw * plane_h * plane_w + (problem.p - 1) * plane_w + problem.q
-            threads = min(numba_threads(problem), problem.n * problem.c)
+            threads = min(self._threads(problem), problem.n * problem.c)
             return 4 * per_thread * threads + pair_scratch_bytes(problem, sw, threads)
         if not self._copies_input(problem):
             return 0
@@ -539,11 +545,13 @@ class DirectCPU:
 
     def prepare(self, problem, w):
         run = self._prepare(problem, w)
-        bytes_scale = (COPY_FREE_SERIAL_SCALE if is_same_3x3_depthwise(problem)
-                       or is_halving_3x3_depthwise(problem) else 1)
-        return one_thread(run) if numba_threads(problem, bytes_scale=bytes_scale) == 1 else run
+        return one_thread(run) if self._threads(problem) == 1 else run
 
     def _prepare(self, problem, w):
+        if is_same_3x3_depthwise(problem):
+            return self._prepare_same(problem, w)
+        if is_halving_3x3_depthwise(problem):
+            return self._prepare_halving(problem, w)
         shape = stream_shape(problem, *problem.stride)
         taps = tap_table(problem, shape[-1])
         weights = np.zeros((problem.k, len(taps)), dtype=np.float32)
@@ -552,10 +560,6 @@ class DirectCPU:
         rows_per_block = max(1, min(problem.p, FLAT_TARGET // shape[-1]))
         (ph, pw) = problem.padding
 
-        if is_same_3x3_depthwise(problem):
-            return self._prepare_same(problem, w)
-        if is_halving_3x3_depthwise(problem):
-            return self._prepare_halving(problem, w)
         if problem.c == problem.groups:   # one input channel per group: depthwise
             plane_shape = shape[2:]
 
