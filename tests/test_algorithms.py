@@ -48,6 +48,58 @@ def test_5x5_winograds_name_their_filter(algo, m):
     assert f"Winograd F({m}x{m},5x5) needs a 5x5 filter" in reason and "a 3x3 filter" in reason
 
 
+@pytest.mark.parametrize("algo, descriptor, words", [
+    # 3x3 at stride 2: the phases' 2x2 filters padded to 3x3 cost as much as direct or more
+    ("winograd4", "mb1ic4ih9oc4oh5kh3sh2ph1", ["stride 2x2: 9 multiplies", "direct does 9"]),
+    ("winograd", "mb1ic4ih9oc4oh5kh3sh2ph1", ["stride 2x2: 16 multiplies", "direct does 9"]),
+    # 7x7 at stride 2 has 4x4 phase filters: too large for 3x3, fine for 5x5
+    ("winograd4", "mb1ic3ih24oc4oh12kh7sh2ph3", ["stride 2x2, whose phases have 4x4 filters"]),
+    ("winograd_5x5", "mb1ic3ih227oc4oh55kh11sh4", ["stride 4x4: 144 multiplies", "does 121"]),
+    ("winograd4", "mb1ic4ih17oc4oh5kh5sh2dh1", ["dilation 2x2"]),
+])
+def test_winograd_takes_a_strided_layer_only_where_its_phases_save_multiplies(algo, descriptor,
+                                                                                words):
+    kernel = get_kernel(algo, "cpu")
+    reason = kernel.supports(ConvProblem.parse(descriptor))
+    assert reason and "stride phases' filters fit" in reason
+    for word in words:
+        assert word in reason
+
+
+@pytest.mark.parametrize("algo, descriptor", [
+    ("winograd", "mb1ic4ih17oc4oh7kh5sh2"),          # 3x3 phases: 16 multiplies against 25
+    ("winograd4", "mb1ic4ih17oc4oh7kh5sh2"),         # 9 against 25
+    ("winograd4", 'mb1ic3ih227oc96oh55kh11sh4n"alexnet:conv1"'),    # 36 against 121
+    ("winograd4_5x5", "mb1ic3ih224oc64oh112kh7sh2ph3"),            # 16 against 49
+    ("winograd_5x5", "mb1ic32ih79iw341oc32oh38ow166kh5kw10sh2"),  # 3x5 phases: 36 against 50
+])
+def test_winograd_runs_a_strided_layer_over_its_stride_phases(algo, descriptor):
+    """The stride-1 problem over the phases: its workspace is the planes (as many as the padded
+    input makes, or the output plus r - 1 if more: AlexNet conv1's 227 columns make 57 of each
+    phase, 55 + 2) beside the workspace of that problem written out, and the stages start with the
+    split."""
+    problem = ConvProblem.parse(descriptor)
+    kernel = get_kernel(algo, "cpu")
+    assert kernel.supports(problem) is None
+    r = kernel.impl.r
+    (sh, sw), (ph, pw) = problem.stride, problem.padding
+    rows = max(-(-(problem.h + 2 * ph) // sh), problem.p + r - 1)
+    cols = max(-(-(problem.w + 2 * pw) // sw), problem.q + r - 1)
+    inner = ConvProblem(n=problem.n, c=problem.c * sh * sw, h=rows, w=cols, k=problem.k, r=r, s=r)
+    planes = 4 * inner.n * inner.c * rows * cols
+    pairs = 4 * problem.h * problem.w * (1 if planes < 2 ** 20 else get_num_threads())
+    uncut = 0 if (inner.p, inner.q) == (problem.p, problem.q) else 4 * problem.k * inner.p * inner.q
+    assert kernel.workspace_bytes(problem) == (planes + kernel.impl.workspace_bytes(inner) + uncut
+                                               + (pairs if sw == 2 and problem.w % 2 == 0 else 0))
+    x, w = make_inputs(problem, seed=5)
+    run = kernel.prepare(problem, w)
+    assert run.impl.endswith(f"over {sh}x{sw} stride phases")
+    assert run.stages[0][0] == "split into stride phases"
+    zeros = np.zeros(inner.weight_shape, dtype=np.float32)
+    assert [name for name, _ in run.stages[1:]] == [name for name, _ in
+                                                    kernel.prepare(inner, zeros).stages]
+
+
 def test_fft_refuses_stride_with_reason():
     reason = get_kernel("fft", "cpu").supports(ConvProblem.parse("mb1ic4ih9oc4oh5kh3sh2ph1"))
     assert reason and "stride 2x1" not in reason and "stride 2x2" in reason

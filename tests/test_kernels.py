@@ -51,6 +51,10 @@ EDGE_CASES = [
     "g2mb2ic4ih9iw7oc6oh5ow4kh1sh2",       # strided 1x1: subsampling, odd sizes, groups
     "mb1ic3ih10oc2oh4kh1sh3",
     "mb2ic3ih7oc4oh7kh1sh2ph3",            # strided 1x1, padded: rows and columns of padding
+    "mb2ic3ih17iw14oc4oh8ow6kh5sh2ph1",    # Winograd over stride phases: 5x5 at stride 2,
+    "g2mb1ic4ih25oc4oh4kh11sh4ph0",        # ... 11x11 at 4 with groups, a phase row to cut,
+    "mb1ic2ih15iw21oc3oh8ow11kh7sh2ph3",   # ... 7x7 at 2 (4x4 phases, the 5x5 kernels),
+    "mb1ic2ih11iw31oc2oh4ow11kh5kw10sh2",  # ... 5x10 at 2 (3x5 phases), a column to cut
     "mb2ic3ih14oc4oh14kh7ph3",
     "mb1ic2ih9oc2oh9kh9ph4",
 ]

@@ -47,10 +47,22 @@ float32 rounding error grows: measured rel. L2 errors are in the registry next t
 For 5x5 filters, F(2x2, 5x5) does 36 multiplies per 4 outputs (direct: 100) and F(4x4, 5x5) 64 per
 16 (direct: 400), with F(4x4, 3x3)'s and F(6x6, 3x3)'s input transforms.
 
+A strided layer is run as a stride-1 one over its stride phases (space to depth): with stride
+(sh, sw), input plane (a, b) holds every sh-th row from row a and every sw-th column from column b
+of the padded input, and filter tap (i*sh + a, j*sw + b) reads plane (a, b) at an offset of (i, j).
+The ``sh * sw`` planes become the channels of a stride-1, unpadded problem whose filter is each
+phase's taps, ceil(R/sh) x ceil(S/sw), zero-padded to r x r (:meth:`WinogradCPU._phase_problem`).
+It is offered where that filter fits r x r and the multiplies per output and input channel,
+``alpha^2 / m^2 * sh * sw``, are fewer than direct's R*S: 5x5 filters at stride 2 (F(4x4,3x3): 9
+against 25), AlexNet's 11x11 at stride 4 (36 against 121), 7x7 at stride 2 by the 5x5 kernels.
+Zero taps cost what real ones do, so it pays only where the filter is large for its stride.
+
 Transform matrices: see :mod:`kernels.winograd_transforms`.
-Needs an r x r filter, stride 1 and no dilation; any padding and any H, W.
+Needs an r x r filter at stride 1, or a strided one as above, and no dilation; any padding and any
+H, W.
 """
 
+import dataclasses
 from functools import partial
 
 import numpy as np
@@ -58,8 +70,10 @@ from numba import get_num_threads, njit, prange
 
 from ..common import pipeline, winograd_filter_transform, winograd_tiles, winograd_unsupported
 from ..winograd_transforms import transforms
-from ._common import (chunk_bounds, load_channel, matmul_for, numba_threads, one_thread,
-                      pair_scratch, pair_scratch_bytes, run_shares, share_count)
+from ._common import (SERIAL_COPY_BYTES, chunk_bounds, load_channel, load_streams,
+                      load_streams_serial, matmul_for, numba_threads, one_thread, pair_scratch,
+                      pair_scratch_bytes, run_shares, share_count, stream_shape,
+                      streams_scratch_bytes)
 
 @njit(cache=True, inline="always")
 def _halo(alpha, m):
@@ -532,7 +546,56 @@ class WinogradCPU:
         self.at = np.array(spec["AT"], dtype=np.float32)
 
     def supports(self, problem):
-        return winograd_unsupported(self.m, problem, self.r)
+        if problem.stride == (1, 1):
+            return winograd_unsupported(self.m, problem, self.r)
+        sh, sw = problem.stride
+        rows, cols = self._phase_filter(problem)
+        multiplies = self.alpha ** 2 * sh * sw / self.m ** 2
+        problems = []
+        if rows > self.r or cols > self.r:
+            problems.append(f"stride {sh}x{sw}, whose phases have {rows}x{cols} filters")
+        elif multiplies >= problem.r * problem.s:
+            problems.append(f"stride {sh}x{sw}: {multiplies:g} multiplies per output over its "
+                            f"phases, where direct does {problem.r * problem.s}")
+        if problem.dilation != (1, 1):
+            problems.append(f"dilation {problem.dilation[0]}x{problem.dilation[1]}")
+        if problems:
+            m, r = self.m, self.r
+            return (f"Winograd F({m}x{m},{r}x{r}) needs a {r}x{r} filter at stride 1, or a strided "
+                    f"one whose stride phases' filters fit {r}x{r} for fewer multiplies than "
+                    f"direct, and no dilation; this problem has {', '.join(problems)}")
+        return None
+
+    @staticmethod
+    def _phase_filter(problem):
+        """The filter of each stride phase: ceil(R/sh) x ceil(S/sw) taps."""
+        (sh, sw) = problem.stride
+        return -(-problem.r // sh), -(-problem.s // sw)
+
+    def _phase_problem(self, problem):
+        """The stride-1, unpadded problem a strided one becomes over its stride phases: ``sh*sw``
+        times the channels, each plane as large as :func:`~kernels.cpu._common.load_streams`
+        makes it and at least the output plus ``r - 1`` (the planes of the padded input, so one
+        row or column more than the output needs where the input's last ones fall past every
+        window; ``prepare`` then cuts the output)."""
+        sh, sw = problem.stride
+        _, _, _, _, rows, cols = stream_shape(problem, sh, sw)
+        return dataclasses.replace(
+            problem, c=problem.c * sh * sw, h=max(rows, problem.p + self.r - 1),
+            w=max(cols, problem.q + self.r - 1), r=self.r, s=self.r, stride=(1, 1),
+            padding=(0, 0))
+
+    def _phase_weights(self, problem, w):
+        """The filters of :meth:`_phase_problem`: input channel ``c*sh*sw + a*sw + b`` holds
+        taps ``(i*sh + a, j*sw + b)`` of channel ``c`` at ``(i, j)``, zeros elsewhere."""
+        sh, sw = problem.stride
+        k, c_per_group = w.shape[:2]
+        phased = np.zeros((k, c_per_group, sh, sw, self.r, self.r), dtype=np.float32)
+        for a in range(sh):
+            for b in range(sw):
+                taps = w[:, :, a::sh, b::sw]
+                phased[:, :, a, b, :taps.shape[2], :taps.shape[3]] = taps
+        return phased.reshape(k, c_per_group * sh * sw, self.r, self.r)
 
     def _tiles(self, problem):
         return winograd_tiles(self.m, problem)
@@ -581,6 +644,13 @@ class WinogradCPU:
         return problem.n * tiles_h * (tiles_w + self.halo)
 
     def workspace_bytes(self, problem):
+        if problem.stride != (1, 1):   # the planes, their copy's scratch, an uncut output
+            inner = self._phase_problem(problem)
+            planes = 4 * inner.n * inner.c * inner.h * inner.w
+            uncut = (4 * inner.n * inner.k * inner.p * inner.q
+                     if inner.output_shape != problem.output_shape else 0)
+            return (planes + streams_scratch_bytes(problem, planes) + uncut
+                    + self.workspace_bytes(inner))
         tiles_h, tiles_w = self._tiles(problem)
         positions = self.alpha * self.alpha
         threads = self._threads(problem)
@@ -612,6 +682,8 @@ class WinogradCPU:
                     + positions * (problem.c + problem.k) * tiles)
 
     def prepare(self, problem, w):
+        if problem.stride != (1, 1):
+            return self._prepare_phases(problem, w)
         layout = self.layout(problem)
         if layout == CHANNEL_MAJOR:
             run = self._prepare_channel_major(problem, w)
@@ -624,6 +696,36 @@ class WinogradCPU:
         if layout in (CHANNEL_MAJOR, TILE_STAGES) and self._threads(problem) == 1:
             # the others run as shares: one, on the calling thread
             return one_thread(run)
+        return run
+
+    def _prepare_phases(self, problem, w):
+        """A strided problem as the stride-1 :meth:`_phase_problem`: each call splits the input
+        into its stride phases (zero-bordered planes made here once; only their inside is
+        written) and runs the kernel prepared for that problem on them."""
+        inner = self._phase_problem(problem)
+        run_inner = self.prepare(inner, self._phase_weights(problem, w))
+        sh, sw = problem.stride
+        buffer = np.zeros(stream_shape(problem, sh, sw, inner.h, inner.w), dtype=np.float32)
+        planes = buffer.reshape(inner.input_shape)
+        load = load_streams if buffer.nbytes >= SERIAL_COPY_BYTES else load_streams_serial
+        ph, pw = problem.padding
+        p, q = problem.p, problem.q
+
+        def split(x):
+            load(x, buffer, ph, pw)
+
+        def cut(out):
+            return out if out.shape == problem.output_shape else out[:, :, :p, :q].copy()
+
+        def run(x):
+            split(x)
+            return cut(run_inner(planes))
+
+        steps = run_inner.stages
+        run.stages = (("split into stride phases", split),
+                      *((name, lambda _, step=step: step(planes)) for name, step in steps[:-1]),
+                      (steps[-1][0], lambda _, step=steps[-1][1]: cut(step(planes))))
+        run.impl = f"{run_inner.impl}, over {sh}x{sw} stride phases"
         return run
 
     def _prepare_channel_major(self, problem, w):
