@@ -68,7 +68,7 @@ from functools import partial
 import numpy as np
 from numba import get_num_threads, njit, prange
 
-from ..common import pipeline, winograd_filter_transform, winograd_tiles, winograd_unsupported
+from ..common import pipeline, winograd_filter_transform, winograd_tiles
 from ..winograd_transforms import transforms
 from ._common import (SERIAL_COPY_BYTES, chunk_bounds, load_channel, load_streams,
                       load_streams_serial, matmul_for, numba_threads, one_thread, pair_scratch,
@@ -546,13 +546,14 @@ class WinogradCPU:
         self.at = np.array(spec["AT"], dtype=np.float32)
 
     def supports(self, problem):
-        if problem.stride == (1, 1):
-            return winograd_unsupported(self.m, problem, self.r)
         sh, sw = problem.stride
         rows, cols = self._phase_filter(problem)
         multiplies = self.alpha ** 2 * sh * sw / self.m ** 2
         problems = []
-        if rows > self.r or cols > self.r:
+        if (sh, sw) == (1, 1):
+            if (problem.r, problem.s) != (self.r, self.r):
+                problems.append(f"a {problem.r}x{problem.s} filter")
+        elif rows > self.r or cols > self.r:
             problems.append(f"stride {sh}x{sw}, whose phases have {rows}x{cols} filters")
         elif multiplies >= problem.r * problem.s:
             problems.append(f"stride {sh}x{sw}: {multiplies:g} multiplies per output over its "
