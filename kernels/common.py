@@ -1,6 +1,7 @@
 """Backend-free pieces shared by the CPU and GPU kernels: sizes, limits and the Winograd filter
 transform. Imports neither numba nor CuPy."""
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -53,17 +54,63 @@ def fft_workspace_bytes(problem):
 
 
 def winograd_unsupported(m, problem, r=3):
+    """``None`` where Winograd F(m x m, r x r) runs ``problem``, else why not: an r x r filter at
+    stride 1, or a strided filter over its stride phases (:func:`winograd_phase_problem`) where
+    each phase's filter, ceil(R/sh) x ceil(S/sw), fits r x r and the multiplies per output and
+    input channel, ``alpha^2 / m^2 * sh * sw``, are fewer than direct's R*S; no dilation."""
+    sh, sw = problem.stride
+    alpha = m + r - 1
+    rows, cols = -(-problem.r // sh), -(-problem.s // sw)
+    multiplies = alpha ** 2 * sh * sw / m ** 2
     problems = []
-    if (problem.r, problem.s) != (r, r):
-        problems.append(f"a {problem.r}x{problem.s} filter")
-    if problem.stride != (1, 1):
-        problems.append(f"stride {problem.stride[0]}x{problem.stride[1]}")
+    if (sh, sw) == (1, 1):
+        if (problem.r, problem.s) != (r, r):
+            problems.append(f"a {problem.r}x{problem.s} filter")
+    elif rows > r or cols > r:
+        problems.append(f"stride {sh}x{sw}, whose phases have {rows}x{cols} filters")
+    elif multiplies >= problem.r * problem.s:
+        problems.append(f"stride {sh}x{sw}: {multiplies:g} multiplies per output over its "
+                        f"phases, where direct does {problem.r * problem.s}")
     if problem.dilation != (1, 1):
         problems.append(f"dilation {problem.dilation[0]}x{problem.dilation[1]}")
     if problems:
-        return (f"Winograd F({m}x{m},{r}x{r}) needs a {r}x{r} filter, stride 1 and no dilation; "
-                f"this problem has {', '.join(problems)}")
+        return (f"Winograd F({m}x{m},{r}x{r}) needs a {r}x{r} filter at stride 1, or a strided "
+                f"one whose stride phases' filters fit {r}x{r} for fewer multiplies than direct, "
+                f"and no dilation; this problem has {', '.join(problems)}")
     return None
+
+
+def winograd_phase_problem(problem, r):
+    """The stride-1, unpadded problem a strided one is over its stride phases (space to depth).
+
+    Plane (a, b) of the padded input holds its rows a, a + sh, ... and columns b, b + sw, ...;
+    filter tap (i*sh + a, j*sw + b) reads that plane at an offset of (i, j). The ``sh * sw``
+    planes of input channel c are channels ``c*sh*sw + a*sw + b`` here, each of the output's size
+    plus r - 1, and the filter is each phase's taps zero-padded to r x r
+    (:func:`winograd_phase_weights`). At stride 1, ``problem`` itself.
+    """
+    sh, sw = problem.stride
+    if (sh, sw) == (1, 1):
+        return problem
+    return dataclasses.replace(problem, c=problem.c * sh * sw, h=problem.p + r - 1,
+                               w=problem.q + r - 1, r=r, s=r, stride=(1, 1), padding=(0, 0))
+
+
+def winograd_phase_weights(problem, w, r):
+    """The filters of :func:`winograd_phase_problem` (host float32): input channel
+    ``c*sh*sw + a*sw + b`` holds taps ``(i*sh + a, j*sw + b)`` of channel ``c`` at ``(i, j)``,
+    zeros elsewhere."""
+    sh, sw = problem.stride
+    if (sh, sw) == (1, 1):
+        return w
+    w = np.asarray(w, dtype=np.float32)
+    k, c_per_group = w.shape[:2]
+    phased = np.zeros((k, c_per_group, sh, sw, r, r), dtype=np.float32)
+    for a in range(sh):
+        for b in range(sw):
+            taps = w[:, :, a::sh, b::sw]
+            phased[:, :, a, b, :taps.shape[2], :taps.shape[3]] = taps
+    return phased.reshape(k, c_per_group * sh * sw, r, r)
 
 
 def winograd_tiles(m, problem):

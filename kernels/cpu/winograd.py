@@ -47,15 +47,14 @@ float32 rounding error grows: measured rel. L2 errors are in the registry next t
 For 5x5 filters, F(2x2, 5x5) does 36 multiplies per 4 outputs (direct: 100) and F(4x4, 5x5) 64 per
 16 (direct: 400), with F(4x4, 3x3)'s and F(6x6, 3x3)'s input transforms.
 
-A strided layer is run as a stride-1 one over its stride phases (space to depth): with stride
-(sh, sw), input plane (a, b) holds every sh-th row from row a and every sw-th column from column b
-of the padded input, and filter tap (i*sh + a, j*sw + b) reads plane (a, b) at an offset of (i, j).
-The ``sh * sw`` planes become the channels of a stride-1, unpadded problem whose filter is each
-phase's taps, ceil(R/sh) x ceil(S/sw), zero-padded to r x r (:meth:`WinogradCPU._phase_problem`).
-It is offered where that filter fits r x r and the multiplies per output and input channel,
-``alpha^2 / m^2 * sh * sw``, are fewer than direct's R*S: 5x5 filters at stride 2 (F(4x4,3x3): 9
-against 25), AlexNet's 11x11 at stride 4 (36 against 121), 7x7 at stride 2 by the 5x5 kernels.
-Zero taps cost what real ones do, so it pays only where the filter is large for its stride.
+A strided layer runs as a stride-1 one over its stride phases (space to depth,
+:func:`kernels.common.winograd_phase_problem`): the ``sh * sw`` phases of the padded input become
+channels, split into zero-bordered planes by one copy per call, and each phase's taps,
+ceil(R/sh) x ceil(S/sw), a filter zero-padded to r x r. It is offered where that filter fits r x r
+and the multiplies per output and input channel, ``alpha^2 / m^2 * sh * sw``, are fewer than
+direct's R*S: 5x5 filters at stride 2 (F(4x4,3x3): 9 against 25), AlexNet's 11x11 at stride 4 (36
+against 121), 7x7 at stride 2 by the 5x5 kernels. Zero taps cost what real ones do, so it pays
+only where the filter is large for its stride.
 
 Transform matrices: see :mod:`kernels.winograd_transforms`.
 Needs an r x r filter at stride 1, or a strided one as above, and no dilation; any padding and any
@@ -68,7 +67,8 @@ from functools import partial
 import numpy as np
 from numba import get_num_threads, njit, prange
 
-from ..common import pipeline, winograd_filter_transform, winograd_tiles
+from ..common import (pipeline, winograd_filter_transform, winograd_phase_problem,
+                      winograd_phase_weights, winograd_tiles, winograd_unsupported)
 from ..winograd_transforms import transforms
 from ._common import (SERIAL_COPY_BYTES, chunk_bounds, load_channel, load_streams,
                       load_streams_serial, matmul_for, numba_threads, one_thread, pair_scratch,
@@ -546,57 +546,16 @@ class WinogradCPU:
         self.at = np.array(spec["AT"], dtype=np.float32)
 
     def supports(self, problem):
-        sh, sw = problem.stride
-        rows, cols = self._phase_filter(problem)
-        multiplies = self.alpha ** 2 * sh * sw / self.m ** 2
-        problems = []
-        if (sh, sw) == (1, 1):
-            if (problem.r, problem.s) != (self.r, self.r):
-                problems.append(f"a {problem.r}x{problem.s} filter")
-        elif rows > self.r or cols > self.r:
-            problems.append(f"stride {sh}x{sw}, whose phases have {rows}x{cols} filters")
-        elif multiplies >= problem.r * problem.s:
-            problems.append(f"stride {sh}x{sw}: {multiplies:g} multiplies per output over its "
-                            f"phases, where direct does {problem.r * problem.s}")
-        if problem.dilation != (1, 1):
-            problems.append(f"dilation {problem.dilation[0]}x{problem.dilation[1]}")
-        if problems:
-            m, r = self.m, self.r
-            return (f"Winograd F({m}x{m},{r}x{r}) needs a {r}x{r} filter at stride 1, or a strided "
-                    f"one whose stride phases' filters fit {r}x{r} for fewer multiplies than "
-                    f"direct, and no dilation; this problem has {', '.join(problems)}")
-        return None
-
-    @staticmethod
-    def _phase_filter(problem):
-        """The filter of each stride phase: ceil(R/sh) x ceil(S/sw) taps."""
-        (sh, sw) = problem.stride
-        return -(-problem.r // sh), -(-problem.s // sw)
+        return winograd_unsupported(self.m, problem, self.r)
 
     def _phase_problem(self, problem):
-        """The stride-1, unpadded problem a strided one becomes over its stride phases: ``sh*sw``
-        times the channels, each plane as large as :func:`~kernels.cpu._common.load_streams`
-        makes it and at least the output plus ``r - 1`` (the planes of the padded input, so one
-        row or column more than the output needs where the input's last ones fall past every
-        window; ``prepare`` then cuts the output)."""
-        sh, sw = problem.stride
-        _, _, _, _, rows, cols = stream_shape(problem, sh, sw)
-        return dataclasses.replace(
-            problem, c=problem.c * sh * sw, h=max(rows, problem.p + self.r - 1),
-            w=max(cols, problem.q + self.r - 1), r=self.r, s=self.r, stride=(1, 1),
-            padding=(0, 0))
-
-    def _phase_weights(self, problem, w):
-        """The filters of :meth:`_phase_problem`: input channel ``c*sh*sw + a*sw + b`` holds
-        taps ``(i*sh + a, j*sw + b)`` of channel ``c`` at ``(i, j)``, zeros elsewhere."""
-        sh, sw = problem.stride
-        k, c_per_group = w.shape[:2]
-        phased = np.zeros((k, c_per_group, sh, sw, self.r, self.r), dtype=np.float32)
-        for a in range(sh):
-            for b in range(sw):
-                taps = w[:, :, a::sh, b::sw]
-                phased[:, :, a, b, :taps.shape[2], :taps.shape[3]] = taps
-        return phased.reshape(k, c_per_group * sh * sw, self.r, self.r)
+        """:func:`~kernels.common.winograd_phase_problem`, its planes as large as
+        :func:`~kernels.cpu._common.load_streams` makes them where that is more than the output
+        plus ``r - 1`` (one row or column more where the padded input's last one falls past
+        every window; ``prepare`` then cuts the output)."""
+        inner = winograd_phase_problem(problem, self.r)
+        _, _, _, _, rows, cols = stream_shape(problem, *problem.stride)
+        return dataclasses.replace(inner, h=max(rows, inner.h), w=max(cols, inner.w))
 
     def _tiles(self, problem):
         return winograd_tiles(self.m, problem)
@@ -704,7 +663,7 @@ class WinogradCPU:
         into its stride phases (zero-bordered planes made here once; only their inside is
         written) and runs the kernel prepared for that problem on them."""
         inner = self._phase_problem(problem)
-        run_inner = self.prepare(inner, self._phase_weights(problem, w))
+        run_inner = self.prepare(inner, winograd_phase_weights(problem, w, self.r))
         sh, sw = problem.stride
         buffer = np.zeros(stream_shape(problem, sh, sw, inner.h, inner.w), dtype=np.float32)
         planes = buffer.reshape(inner.input_shape)
