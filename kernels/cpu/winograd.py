@@ -50,7 +50,7 @@ For 5x5 filters, F(2x2, 5x5) does 36 multiplies per 4 outputs (direct: 100) and 
 A strided layer runs as a stride-1 one over its stride phases (space to depth,
 :func:`kernels.common.winograd_phase_problem`): the ``sh * sw`` phases of the padded input become
 channels, split into zero-bordered planes by one copy per call, and each phase's taps,
-ceil(R/sh) x ceil(S/sw), a filter zero-padded to r x r. It is offered where that filter fits r x r
+ceil(R/sh) x ceil(S/sw), become a filter zero-padded to r x r. It is offered where that filter fits r x r
 and the multiplies per output and input channel, ``alpha^2 / m^2 * sh * sw``, are fewer than
 direct's R*S: 5x5 filters at stride 2 (F(4x4,3x3): 9 against 25), AlexNet's 11x11 at stride 4 (36
 against 121), 7x7 at stride 2 by the 5x5 kernels. Zero taps cost what real ones do, so it pays
