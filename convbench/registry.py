@@ -74,19 +74,26 @@ REGISTRY = (
     # 1024 phase channels summed) each Winograd's largest error stayed under its tolerance by 3.8x
     # or more: F(2x2,3x3) 5.2e-7, F(4x4,3x3) 2.4e-6, F(2x2,5x5) 1.3e-6, F(4x4,5x5) 6.6e-6
     KernelSpec("winograd", "cpu", "kernels.cpu.winograd:winograd_f2x2_3x3", 2e-6, False, ("numba",),
-               summary="Winograd F(2x2,3x3): numba transforms, 16 SGEMMs through BLAS"),
+               summary="Winograd F(2x2,3x3): numba transforms, 16 SGEMMs through BLAS; "
+                       "strided: over stride phases"),
     # measured max 3.0e-6, median 2.3e-6 (9 3x3 layers) -> 1e-5
     KernelSpec("winograd4", "cpu", "kernels.cpu.winograd:winograd_f4x4_3x3", 1e-5, False,
-               ("numba",), summary="Winograd F(4x4,3x3): numba transforms, 36 SGEMMs through BLAS"),
+               ("numba",),
+               summary="Winograd F(4x4,3x3): numba transforms, 36 SGEMMs through BLAS; "
+                       "strided: over stride phases"),
     # 5x5 layers of googlenet, alexnet, lenet5, deepbench and smoke (22, --check-only, batch as in
     # the sets, AMD CI machine): measured max 5.1e-6, median 1.5e-6 -> 2e-5. The error grows with
     # the channels summed: the largest are on DeepBench's layers of 832 channels of 7 x 7 and 512
     # of 14 x 14
     KernelSpec("winograd_5x5", "cpu", "kernels.cpu.winograd:winograd_f2x2_5x5", 2e-5, False,
-               ("numba",), summary="Winograd F(2x2,5x5): numba transforms, 36 SGEMMs through BLAS"),
+               ("numba",),
+               summary="Winograd F(2x2,5x5): numba transforms, 36 SGEMMs through BLAS; "
+                       "strided: over stride phases"),
     # the same 22: measured max 1.05e-5, median 2.7e-6 -> 5e-5 (constants up to 21/4 and 1/90)
     KernelSpec("winograd4_5x5", "cpu", "kernels.cpu.winograd:winograd_f4x4_5x5", 5e-5, False,
-               ("numba",), summary="Winograd F(4x4,5x5): numba transforms, 64 SGEMMs through BLAS"),
+               ("numba",),
+               summary="Winograd F(4x4,5x5): numba transforms, 64 SGEMMs through BLAS; "
+                       "strided: over stride phases"),
     # Peers: what a user would call instead. Tolerances are set like ours (see above); oneDNN and
     # cuDNN may pick Winograd or FFT themselves.
     KernelSpec("torch", "cpu", "kernels.peers.torch_conv:torch_cpu", 1e-5, False, ("torch",),
@@ -104,13 +111,21 @@ REGISTRY = (
     KernelSpec("fft_tiled", "gpu", "kernels.gpu.fft:fft_tiled", 2e-6, False, ("cupy", "gpu"),
                summary="overlap-save FFT of T x T tiles (cuFFT), batched complex matmul"),
     KernelSpec("winograd", "gpu", "kernels.gpu.winograd:winograd_f2x2_3x3", 2e-6, False,
-               ("cupy", "gpu"), summary="Winograd F(2x2,3x3): CUDA transforms, batched SGEMM"),
+               ("cupy", "gpu"),
+               summary="Winograd F(2x2,3x3): CUDA transforms, batched SGEMM; "
+                       "strided: over stride phases"),
     KernelSpec("winograd4", "gpu", "kernels.gpu.winograd:winograd_f4x4_3x3", 1e-5, False,
-               ("cupy", "gpu"), summary="Winograd F(4x4,3x3): CUDA transforms, batched SGEMM"),
+               ("cupy", "gpu"),
+               summary="Winograd F(4x4,3x3): CUDA transforms, batched SGEMM; "
+                       "strided: over stride phases"),
     KernelSpec("winograd_5x5", "gpu", "kernels.gpu.winograd:winograd_f2x2_5x5", 2e-5, False,
-               ("cupy", "gpu"), summary="Winograd F(2x2,5x5): CUDA transforms, batched SGEMM"),
+               ("cupy", "gpu"),
+               summary="Winograd F(2x2,5x5): CUDA transforms, batched SGEMM; "
+                       "strided: over stride phases"),
     KernelSpec("winograd4_5x5", "gpu", "kernels.gpu.winograd:winograd_f4x4_5x5", 5e-5, False,
-               ("cupy", "gpu"), summary="Winograd F(4x4,5x5): CUDA transforms, batched SGEMM"),
+               ("cupy", "gpu"),
+               summary="Winograd F(4x4,5x5): CUDA transforms, batched SGEMM; "
+                       "strided: over stride phases"),
     KernelSpec("torch", "gpu", "kernels.peers.torch_conv:torch_gpu", 1e-5, False,
                ("torch", "cupy", "gpu"), peer=True,
                summary="PyTorch conv2d (cuDNN, benchmark mode, TF32 off)"),
