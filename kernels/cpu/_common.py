@@ -182,6 +182,13 @@ def load_streams_serial(x, buffer, ph, pw):
         load_channel(x[n, c], buffer[n, c], ph, pw, pairs)
 
 
+
+def streams_loader(buffer):
+    """The copy that fills ``buffer`` as :func:`load_streams` lays it out: by the calling thread
+    alone (:func:`load_streams_serial`) for a buffer under :data:`SERIAL_COPY_BYTES`, else by
+    numba's threads; :func:`streams_scratch_bytes` counts its scratch by the same rule."""
+    return load_streams_serial if buffer.nbytes < SERIAL_COPY_BYTES else load_streams
+
 # A copy that writes fewer bytes than this is done by one thread. On the CI machine (AMD EPYC,
 # 2 cores) waking numba's sleeping OpenMP threads for a parallel loop costs about 40-60 us: one
 # thread splits ResNet-50's 600 KB stem input into its stride phases in about 30 us (two: 80),

@@ -42,9 +42,8 @@ stride 2 (:func:`_depthwise_halving`).
 import numpy as np
 from numba import get_num_threads, njit, prange
 
-from ._common import (SERIAL_COPY_BYTES, chunk_bounds, load_channel, load_streams,
-                      load_streams_serial, numba_threads, one_thread, pair_scratch,
-                      pair_scratch_bytes, stream_shape, streams_scratch_bytes)
+from ._common import (chunk_bounds, load_channel, numba_threads, one_thread, pair_scratch,
+                      pair_scratch_bytes, stream_shape, streams_loader, streams_scratch_bytes)
 
 K_BLOCK = 8          # output channels per task: two passes of K_UNROLL
 K_UNROLL = 4         # output channels per pass (the loop of _add_taps)
@@ -573,7 +572,7 @@ class DirectCPU:
 
         if self._copies_input(problem):
             planes = np.zeros(self._plane_shape(problem), dtype=np.float32)
-            load = load_streams_serial if planes.nbytes < SERIAL_COPY_BYTES else load_streams
+            load = streams_loader(planes)
 
             def run(x):
                 load(x, planes, ph, pw)

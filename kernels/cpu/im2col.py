@@ -81,9 +81,9 @@ import numpy as np
 from numba import get_num_threads, njit, prange
 
 from ..common import pipeline
-from ._common import (SERIAL_COPY_BYTES, chunk_bounds, load_channel, load_streams,
-                      load_streams_serial, matmul_for, pair_scratch_bytes, run_shares, share_count,
-                      stream_shape, streams_scratch_bytes)
+from ._common import (SERIAL_COPY_BYTES, chunk_bounds, load_channel, matmul_for,
+                      pair_scratch_bytes, run_shares, share_count, stream_shape, streams_loader,
+                      streams_scratch_bytes)
 
 # Row shares (see the module's notes) for a problem of at least this many flops, and with fewer
 # images than threads only with at most this many output channels and output pixels per image at
@@ -100,13 +100,13 @@ SHARED_ROWS_FLOPS = 20e6
 # split into stride phases once per call (see ``_prepare_blocks``). Only where such a block holds
 # BLOCK_MIN_PIXELS output pixels or more (C*R*S of at most 2048): the products of narrower blocks
 # ran slower than one product of the whole share.
-# A 1x1 stride-1 layer's products (one per image and group) are shared out among the threads only
-# with at least this many per thread; fewer run one after another, each on the BLAS's threads.
-POINTWISE_SHARED_PER_THREAD = 4
-
 SHARE_BLOCK_MIN_BYTES = 8 * 2 ** 20
 COL_BLOCK_BYTES = 2 * 2 ** 20
 BLOCK_MIN_PIXELS = 256
+
+# A 1x1 stride-1 layer's products (one per image and group) are shared out among the threads only
+# with at least this many per thread; fewer run one after another, each on the BLAS's threads.
+POINTWISE_SHARED_PER_THREAD = 4
 
 
 @njit(cache=True, nogil=True, fastmath=False)
@@ -447,7 +447,7 @@ class Im2colGemmCPU:
         not from memory. Stages: the split, then the blocks."""
         (ph, pw), p_size, q_size = problem.padding, problem.p, problem.q
         planes = np.zeros(stream_shape(problem, *problem.stride), dtype=np.float32)
-        load = load_streams_serial if planes.nbytes < SERIAL_COPY_BYTES else load_streams
+        load = streams_loader(planes)
         taps = _tap_offsets(problem)
         block = self.block_rows(problem)
         count = self.row_shares(problem)

@@ -70,10 +70,9 @@ from numba import get_num_threads, njit, prange
 from ..common import (pipeline, winograd_filter_transform, winograd_phase_problem,
                       winograd_phase_weights, winograd_tiles, winograd_unsupported)
 from ..winograd_transforms import transforms
-from ._common import (SERIAL_COPY_BYTES, chunk_bounds, load_channel, load_streams,
-                      load_streams_serial, matmul_for, numba_threads, one_thread, pair_scratch,
-                      pair_scratch_bytes, run_shares, share_count, stream_shape,
-                      streams_scratch_bytes)
+from ._common import (chunk_bounds, load_channel, matmul_for, numba_threads, one_thread,
+                      pair_scratch, pair_scratch_bytes, run_shares, share_count, stream_shape,
+                      streams_loader, streams_scratch_bytes)
 
 @njit(cache=True, inline="always")
 def _halo(alpha, m):
@@ -667,7 +666,7 @@ class WinogradCPU:
         sh, sw = problem.stride
         buffer = np.zeros(stream_shape(problem, sh, sw, inner.h, inner.w), dtype=np.float32)
         planes = buffer.reshape(inner.input_shape)
-        load = load_streams if buffer.nbytes >= SERIAL_COPY_BYTES else load_streams_serial
+        load = streams_loader(buffer)
         ph, pw = problem.padding
         p, q = problem.p, problem.q
 
