@@ -59,7 +59,7 @@ REGISTRY = (
     # measured max 8.1e-7, median 3.5e-7 (33 layers) -> 3e-6; with multiply-adds fused (FMA),
     # measured again on the AMD CI machine: max 1.3e-6, median 4.1e-7
     KernelSpec("direct", "cpu", "kernels.cpu.direct:direct", 3e-6, True, ("numba",),
-               summary="sliding window, numba, 3 filter taps x 4 output channels per pass"),
+               summary="sliding window, numba, 8 output channels x 32 positions summed in registers"),
     # measured max 3.7e-7, median 3.0e-7 (33 layers) -> 2e-6
     KernelSpec("im2col", "cpu", "kernels.cpu.im2col:im2col_gemm", 2e-6, True, ("numba",),
                summary="numba im2col lowering, then one SGEMM per (image, group) through BLAS"),

@@ -191,8 +191,10 @@ def check_stages(kernel, problem, to_device=lambda a: a, to_host=lambda a: a):
 def test_stages_in_order_are_the_kernel(kernel):
     problem = _first_supported(kernel, "mb2ic3ih9iw7oc4oh9ow7kh3ph1", "mb2ic3ih9iw7oc4oh9ow7kh5ph2")
     staged = check_stages(kernel, problem)
+    # the CPU direct kernel splits the input into stride phases, then slides the window
     assert staged == (kernel.spec.algo in ("im2col", "fft", "fft_tiled")
-                      or kernel.spec.algo.startswith("winograd"))
+                      or kernel.spec.algo.startswith("winograd")
+                      or (kernel.spec.algo, kernel.spec.backend) == ("direct", "cpu"))
 
 
 @pytest.mark.parametrize("kernel", KERNELS, ids=IDS)
@@ -462,7 +464,8 @@ def test_direct_takes_its_depthwise_path_exactly_for_one_input_channel_per_group
               is_halving_3x3_depthwise(problem),
               direct.prepare(problem, make_inputs(problem)[1]).impl) for problem in problems}
     # SERIAL_FLOPS is 0 here (conftest)
-    assert paths == {(True, False, False, "depthwise"), (False, False, False, None),
+    assert paths == {(True, False, False, "depthwise"),
+                     (False, False, False, "blocks of 8 channels x 32 outputs"),
                      (True, True, False, "depthwise 3x3: whole channels"),
                      (True, True, False, "depthwise 3x3: by rows"),
                      (True, False, True, "depthwise 3x3, stride 2: phase planes")}
@@ -508,6 +511,76 @@ def test_direct_halving_3x3_depthwise():
             "depthwise 3x3, stride 2: phase planes"), text
         check_against_reference(direct, problem)
         check_against_reference(direct, problem, fill="integer")
+
+
+@pytest.mark.parametrize("chunks, tasks", [(1, 64), (3, 1), (16, 4)],
+                         ids=["one run a task", "three runs", "whole images"])
+def test_direct_blocks_cut_into_tasks_any_way(chunks, tasks, monkeypatch):
+    """The blocked path with its tasks cut every way: spans of one run of 32 output positions
+    (ending mid-row, and at the last image's end), of three, or of whole images; channel blocks
+    each a task of their own, or all in one. Against the reference, and bit for bit on integer
+    inputs: batches, groups, strides, dilation, padding on one side only, channel counts that are
+    not a multiple of the block's eight, and inputs read in place (whose last run of 32 would
+    read past the input's end if not moved back: the bounds-check run above catches a read
+    there)."""
+    from kernels.cpu import direct as module
+    monkeypatch.setattr(module, "CHUNKS_PER_TASK", chunks)
+    monkeypatch.setattr(module, "TASKS_PER_THREAD", tasks)
+    direct = next(kernel for kernel in KERNELS if kernel.spec.algo == "direct")
+    for text in ("mb3ic5ih11iw13oc19kh3ph1", "g2mb2ic6ih9oc34kh3sh2ph1", "mb1ic4ih16oc8kh5dh2ph4",
+                 "mb2ic3ih7iw20oc17oh3ow10kh3sh2pw1", "mb1ic2ih1iw40oc9kh1kw7",
+                 "mb3ic5ih11iw13oc19kh3", "g3mb2ic6ih9oc12kh1", "mb1ic3ih16iw40oc8kh5dh2",
+                 "mb2ic4ih5oc9kh3"):
+        problem = ConvProblem.parse(text)
+        plan = direct.impl._plan(problem)
+        # unit stride and no padding: the input is read in place, its last run moved back to end
+        # at the last output, unless an image has fewer outputs than a run (the last problem)
+        in_place = (problem.stride == (1, 1) and problem.padding == (0, 0)
+                    and (problem.p - 1) * problem.w + problem.q >= 32)
+        run = direct.prepare(problem, make_inputs(problem)[1])
+        stages = [name for name, _ in getattr(run, "stages", ())]
+        assert stages == ([] if in_place else ["split into stride phases", "sliding window"])
+        if tasks == 64:
+            assert plan.blocks_per_task == 1, text
+        runs = -(-((problem.p - 1) * plan.shape[-1] + problem.q) // 32)
+        assert plan.chunks_per_task == min(chunks, runs), text
+        check_against_reference(direct, problem)
+        check_against_reference(direct, problem, fill="integer")
+
+
+def test_direct_blocks_inner_loop_is_what_its_generator_writes(tmp_path):
+    """kernels/cpu/_direct_block.py is generated: ``--check`` passes on the committed file and
+    fails on one edited by hand."""
+    root = Path(__file__).parent.parent
+    script = root / "tools" / "gen_direct_block.py"
+    proc = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    sys.path.insert(0, str(script.parent))
+    try:
+        import gen_direct_block
+    finally:
+        sys.path.remove(str(script.parent))
+    text = gen_direct_block.source()
+    assert text.count(" += ") == gen_direct_block.CHANNELS * gen_direct_block.LANES
+    edited = tmp_path / "_direct_block.py"
+    edited.write_text(text.replace("s3_17 += w3 * x17", "s3_17 += w3 * x16"))
+    original = gen_direct_block.TARGET
+    try:
+        gen_direct_block.TARGET = edited
+        assert gen_direct_block.main(["--check"]) == 1
+    finally:
+        gen_direct_block.TARGET = original
+
+
+def test_slp_vectorized_puts_numbas_setting_back():
+    """The block turns numba's SLP vectorizer on and restores the setting, after an error too."""
+    from kernels.cpu.direct import slp_vectorized
+    before = numba.config.SLP_VECTORIZE
+    with pytest.raises(RuntimeError):
+        with slp_vectorized():
+            assert numba.config.SLP_VECTORIZE == 1
+            raise RuntimeError("compile failed")
+    assert numba.config.SLP_VECTORIZE == before
 
 
 def test_one_thread_runs_numba_loops_on_the_calling_thread_and_gives_the_count_back():

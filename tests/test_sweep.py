@@ -200,17 +200,19 @@ def test_staged_kernels_report_time_per_stage(smoke_run):
             assert list(stages) == expected[row["algo"]], row["descriptor"]
         elif row["algo"] == "im2col" and stages:   # a 1x1 stride-1 layer needs no lowering
             assert list(stages) == ["lowering", "multiply"]
+        elif row["algo"] == "direct" and stages:   # an input read in place is not split
+            assert list(stages) == ["split into stride phases", "sliding window"]
         else:
             assert not stages, (row["algo"], stages)
         if stages:
             seen.add(row["algo"])
             assert all(seconds > 0 for seconds in stages.values())
-    assert seen == {"im2col", "fft", "fft_tiled", *WINOGRADS}
+    assert seen == {"direct", "im2col", "fft", "fft_tiled", *WINOGRADS}
 
 
 def test_rows_name_the_implementation_their_kernel_chose(smoke_run):
     """The choice ``prepare`` made (Winograd's layout, the FFTs' transform or tile size, im2col's
-    lowering, direct's depthwise path, a small problem on one thread) travels from the case's
+    lowering, direct's blocks or depthwise path, a small problem on one thread) travels from the case's
     process into its row; a kernel's only implementation, and the peers, leave it empty."""
     import re
     _, path = smoke_run
@@ -230,7 +232,8 @@ def test_rows_name_the_implementation_their_kernel_chose(smoke_run):
             seen.add(row["algo"])
         elif row["algo"] == "direct":       # its own path for one input channel per group
             depthwise = row["c"] == row["groups"]
-            assert re.fullmatch(r"depthwise(, one thread)?" if depthwise else r"(one thread)?",
+            assert re.fullmatch(r"depthwise(, one thread)?" if depthwise
+                                else r"blocks of 8 channels x 32 outputs(, one thread)?",
                                 row["impl"] or ""), (row["descriptor"], row["impl"])
         else:
             assert row.get("impl") is None, (row["algo"], row["impl"])
