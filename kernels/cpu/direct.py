@@ -64,17 +64,15 @@ TASKS_PER_THREAD = 4   # _direct splits channel blocks between tasks until each 
 
 @njit(cache=True, fastmath={"contract"})
 def _add_taps_one(a, u0, u1, u2, x0, x1, x2, length):
-    """a[:length] += u0 * x0 + u1 * x1 + u2 * x2, for one output channel.
-
-    """
+    """a[:length] += u0 * x0 + u1 * x1 + u2 * x2, for one output channel."""
     for i in range(length):
         a[i] = a[i] + u0 * x0[i] + u1 * x1[i] + u2 * x2[i]
 
 
 def tap_table(problem, plane_w):
-    """Where each filter tap reads: rows (channel within the group, plane row
-    a, plane column b, offset), taps in (c, r, s) order, padded with copies of tap 0 to a multiple
-    of three.
+    """Where each filter tap reads: rows (channel within the group, plane row a, plane column b,
+    offset), taps in (c, r, s) order, padded with copies of tap 0 to a multiple of three (the
+    depthwise path's passes; :func:`block_offsets` takes the unpadded rows).
 
     Tap (r, s) of output (p, q) reads padded row p*sh + r*dh and column q*sw + s*dw: plane
     ((r*dh) % sh, (s*dw) % sw) at row p + (r*dh)//sh, column q + (s*dw)//sw, that is at flat
