@@ -548,6 +548,18 @@ def test_direct_blocks_cut_into_tasks_any_way(chunks, tasks, monkeypatch):
         check_against_reference(direct, problem, fill="integer")
 
 
+def test_direct_workspace_holds_a_copy_of_the_input_only_where_it_copies():
+    """Unit stride without padding reads the input in place: the workspace is the tasks' sums
+    alone, less than the input. Padded, the same layer copies the input into planes, and the
+    workspace holds at least the input."""
+    direct = next(kernel for kernel in KERNELS if kernel.spec.algo == "direct")
+    unpadded = ConvProblem.parse("mb2ic64ih30oc16kh3")
+    padded = ConvProblem.parse("mb2ic64ih30oc16kh3ph1")
+    input_bytes = 4 * 2 * 64 * 30 * 30
+    assert 0 < direct.workspace_bytes(unpadded) < input_bytes / 4
+    assert direct.workspace_bytes(padded) > input_bytes
+
+
 def test_direct_blocks_inner_loop_is_what_its_generator_writes(tmp_path):
     """kernels/cpu/_direct_block.py is generated: ``--check`` passes on the committed file and
     fails on one edited by hand."""
