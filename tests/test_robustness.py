@@ -85,10 +85,18 @@ def test_hanging_kernel_times_out_and_the_sweep_goes_on(tmp_path):
     assert frame[frame["algo"] == "hang"]["reason"].str.contains("3 s limit").all()
 
 
+def _default_sigint():
+    """In the child before it starts: SIGINT back to its default. A shell without job control
+    starts background jobs with SIGINT ignored, and a Python started so ignores Ctrl-C (no
+    KeyboardInterrupt): ``make test &`` would otherwise leave the sweep below deaf to it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_interrupted_sweep_resumes_without_redoing_cases(tmp_path):
     args = [sys.executable, "-m", "convbench", "run", "--shapes", "smoke", "--quick",
             "--algo", "direct,im2col,fft", "--out", str(tmp_path)]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
     deadline = time.time() + 300
     path = None
     while time.time() < deadline:
