@@ -117,8 +117,8 @@ def block_offsets(problem, shape):
     return np.stack([within + g * group for g in range(problem.groups)]).astype(np.int64)
 
 
-_Plan = namedtuple("_Plan", "shape image_size copies tail offsets k_blocks chunks_per_task "
-                            "blocks_per_task tasks")
+_Plan = namedtuple("_Plan", "shape image_size copies tail offsets reach k_blocks "
+                            "chunks_per_task blocks_per_task tasks")
 
 
 @njit(parallel=True, cache=True, fastmath={"contract"})
@@ -550,7 +550,8 @@ class DirectCPU:
         # At unit stride without padding it is read in place, and that run moved back (see
         # _direct), unless an image has fewer outputs than a run.
         copies = problem.stride != (1, 1) or problem.padding != (0, 0) or length < LANES
-        tail = max(0, chunks * LANES + int(offsets.max()) - image_size) if copies else 0
+        reach = int(offsets.max())   # how far past an output's position its taps read
+        tail = max(0, chunks * LANES + reach - image_size) if copies else 0
         k_blocks = -(-(problem.k // problem.groups) // CHANNELS)
         # blocks of channels are split between tasks only as far as it takes to give every
         # thread a few tasks: a task's runs of input serve each of its blocks from the cache
@@ -559,7 +560,7 @@ class DirectCPU:
         while blocks_per_task > 1 and spans * -(-k_blocks // blocks_per_task) < (
                 TASKS_PER_THREAD * self._threads(problem)):
             blocks_per_task = -(-blocks_per_task // 2)
-        return _Plan(shape, image_size, copies, tail, offsets, k_blocks, chunks_per_task,
+        return _Plan(shape, image_size, copies, tail, offsets, reach, k_blocks, chunks_per_task,
                      blocks_per_task, spans * -(-k_blocks // blocks_per_task))
 
     def prepare(self, problem, w):
@@ -597,9 +598,8 @@ class DirectCPU:
         weights = np.ascontiguousarray(
             weights.reshape(groups, plan.k_blocks, CHANNELS, -1).transpose(0, 1, 3, 2))
         (ph, pw), out_shape, plane_w = problem.padding, problem.output_shape, plan.shape[-1]
-        reach = int(plan.offsets.max())
         blocks = (plan.image_size, weights, plan.offsets)
-        split = (plane_w, plan.chunks_per_task, plan.blocks_per_task, reach)
+        split = (plane_w, plan.chunks_per_task, plan.blocks_per_task, plan.reach)
 
         def window(flat):
             out = np.empty(out_shape, dtype=np.float32)
