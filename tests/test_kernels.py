@@ -1,5 +1,6 @@
 """Every CPU kernel in the registry against the float64 reference."""
 
+import importlib
 import os
 import subprocess
 import sys
@@ -393,6 +394,76 @@ def test_winograd_in_each_layout(kernel, layout, monkeypatch):
     assert checked >= 10
 
 
+@pytest.mark.parametrize("layout", ["tile rows", "tile-major stages"])
+def test_winograd_tile_major_output_in_blocks(layout, monkeypatch):
+    """The tile-major output transform gathers up to ``ROW`` tiles x channels of a tile row at a
+    time: the whole row where it fits, else blocks of whole tiles (the second starting mid-row),
+    else one tile's channels in slices; the last tile cut to the output each way. Against the
+    channel-major answer, which shares none of that code, on integer inputs (exact at F(2x2))."""
+    from kernels.cpu import winograd
+    from kernels.cpu._winograd_rows import ROW
+    monkeypatch.setattr(winograd, "share_count", lambda threads: 2)
+    rng = np.random.default_rng(5)
+    shapes = {300: "mb2ic5ih9iw27", 1061: "mb2ic5ih9iw27", ROW + 37: "mb1ic2ih5iw7"}
+    for k, image in shapes.items():
+        problem = ConvProblem.parse(f"{image}oc{k}kh3ph1")
+        x = rng.integers(-3, 4, problem.input_shape).astype(np.float32)
+        w = rng.integers(-2, 3, problem.weight_shape).astype(np.float32)
+        for kernel in (winograd.winograd_f2x2_3x3, winograd.winograd_f4x4_3x3):
+            monkeypatch.setattr(winograd.WinogradCPU, "layout", lambda self, p: layout)
+            tiled = kernel.prepare(problem, w)
+            assert tiled.impl.startswith(layout)
+            out = tiled(x)
+            monkeypatch.setattr(winograd.WinogradCPU, "layout",
+                                lambda self, p: winograd.CHANNEL_MAJOR)
+            expected = kernel.prepare(problem, w)(x)
+            if kernel.m == 2:
+                np.testing.assert_array_equal(out, expected)
+            else:
+                np.testing.assert_allclose(out, expected, rtol=0, atol=1e-3)
+    tiles_w = -(-27 // 2)
+    assert 300 * tiles_w <= ROW < 1061 * tiles_w      # the three ways are all taken
+    assert winograd._output_blocks(4, ROW + 37) == (1, ROW)
+
+
+def checked_generator(name):
+    """tools/<name>.py, imported, after its ``--check`` passed on the committed file."""
+    tools = Path(__file__).parent.parent / "tools"
+    proc = subprocess.run([sys.executable, str(tools / f"{name}.py"), "--check"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    sys.path.insert(0, str(tools))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(tools))
+
+
+def check_refuses(generator, edited_text, tmp_path, monkeypatch):
+    """The generator's ``--check`` exits 1 on a file holding ``edited_text``."""
+    edited = tmp_path / generator.TARGET.name
+    edited.write_text(edited_text)
+    assert edited_text != generator.source()
+    monkeypatch.setattr(generator, "TARGET", edited)
+    assert generator.main(["--check"]) == 1
+
+
+def test_winograd_tile_rows_are_what_their_generator_writes(tmp_path, monkeypatch):
+    """kernels/cpu/_winograd_rows.py is generated: ``--check`` passes on the committed file and
+    fails on one edited by hand; the coefficients it writes are the transform tables'."""
+    gen_winograd_rows = checked_generator("gen_winograd_rows")
+    text = gen_winograd_rows.source()
+    from kernels.cpu import _winograd_rows
+    from kernels.winograd_transforms import transforms
+    used = {float(getattr(_winograd_rows, name)) for name in dir(_winograd_rows)
+            if name[0] == "C" and name[1:].isdigit()}
+    tables = {float(value) for m, r in gen_winograd_rows.VARIANTS
+              for key in ("BT", "AT") for row in transforms(m, r)[key] for value in row}
+    assert used == tables - {0.0}
+    check_refuses(gen_winograd_rows, text.replace("C2 * x0_0", "C2 * x0_1", 1), tmp_path,
+                  monkeypatch)
+
+
 def test_winograd_bands_give_the_whole_image_answer(monkeypatch):
     """Bands change where V and M live, not what is summed: the output of channel-major on a
     padded problem with two images whose tile rows split into bands unevenly, to the BLAS's
@@ -560,28 +631,14 @@ def test_direct_workspace_holds_a_copy_of_the_input_only_where_it_copies():
     assert direct.workspace_bytes(padded) > input_bytes
 
 
-def test_direct_blocks_inner_loop_is_what_its_generator_writes(tmp_path):
+def test_direct_blocks_inner_loop_is_what_its_generator_writes(tmp_path, monkeypatch):
     """kernels/cpu/_direct_block.py is generated: ``--check`` passes on the committed file and
     fails on one edited by hand."""
-    root = Path(__file__).parent.parent
-    script = root / "tools" / "gen_direct_block.py"
-    proc = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    sys.path.insert(0, str(script.parent))
-    try:
-        import gen_direct_block
-    finally:
-        sys.path.remove(str(script.parent))
+    gen_direct_block = checked_generator("gen_direct_block")
     text = gen_direct_block.source()
     assert text.count(" += ") == gen_direct_block.CHANNELS * gen_direct_block.LANES
-    edited = tmp_path / "_direct_block.py"
-    edited.write_text(text.replace("s3_17 += w3 * x17", "s3_17 += w3 * x16"))
-    original = gen_direct_block.TARGET
-    try:
-        gen_direct_block.TARGET = edited
-        assert gen_direct_block.main(["--check"]) == 1
-    finally:
-        gen_direct_block.TARGET = original
+    check_refuses(gen_direct_block, text.replace("s3_17 += w3 * x17", "s3_17 += w3 * x16"),
+                  tmp_path, monkeypatch)
 
 
 def test_slp_vectorized_puts_numbas_setting_back():

@@ -5,13 +5,15 @@ sixteen 512-bit registers) in local variables for the whole walk over the filter
 input value loaded serves 8 multiply-adds and no sum goes to memory until the end. numba has no
 vector types, so the sums are written out one scalar each and LLVM's SLP vectorizer packs them
 into vectors; that many lines are generated, not typed. ``python tools/gen_direct_block.py``
-rewrites the file; ``--check`` exits 1 when the committed file differs from what this writes (a
-test runs it).
+rewrites the file, and removes the numba cache of kernels/cpu/direct.py, whose compiled code would
+go on using the old loop (see tools/_codegen.py); ``--check`` exits 1 when the committed file
+differs from what this writes (a test runs it).
 """
 
-import argparse
 import sys
 from pathlib import Path
+
+import _codegen
 
 CHANNELS = 8
 LANES = 32
@@ -82,19 +84,8 @@ def source(channels=CHANNELS, lanes=LANES):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true",
-                        help="exit 1 if the committed file is not what this script writes")
-    args = parser.parse_args(argv)
-    text = source()
-    if args.check:
-        current = TARGET.read_text() if TARGET.exists() else ""
-        if current != text:
-            print(f"{TARGET} is not what {Path(__file__).name} writes: run it", file=sys.stderr)
-            return 1
-        return 0
-    TARGET.write_text(text)
-    return 0
+    return _codegen.main(argv, __doc__, TARGET, source, Path(__file__).name,
+                         stale=("__pycache__/direct.*.nb[ic]",))
 
 
 if __name__ == "__main__":

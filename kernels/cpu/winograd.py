@@ -27,10 +27,16 @@ element-wise products become, for each of the ``alpha^2`` positions, one matrix 
   where an image's V and M would otherwise stream through memory between the stages (at least
   two bands of :data:`CHANNEL_BAND_BYTES`): VGG-16's first four layers, MobileNet v1's largest
   depthwise ones.
-* **tile-major** (``V`` is tiles x C, ``M = V @ U^T``): the transforms run along the channels
-  (the input transform over a tile row's tiles and channels at once, :func:`_input_rows`; the
-  output transform tile by tile, :func:`_output_rows`), which suits small images with many
-  channels. Either each
+* **tile-major** (``V`` is tiles x C, ``M = V @ U^T``): the transforms run along the channels,
+  which suits small images with many channels. Each is one generated loop over a tile row's
+  tiles and channels (:mod:`kernels.cpu._winograd_rows`, written by
+  ``tools/gen_winograd_rows.py``; :func:`_input_rows`, :func:`_output_rows`) that keeps a tile's
+  values of one channel in local variables, the coefficients written out, and that LLVM
+  vectorizes along the channels. They replaced passes through memory, one per coefficient, with
+  the same arithmetic in the same order: ``convbench ab`` on the default set (CI machine, two
+  threads, outputs identical) called 10 of its 17 Winograd cases faster, by 7-23 % (res2a_branch2b
+  at F(4x4) 0.49 -> 0.37 ms, AlexNet conv1 at F(4x4,5x5) 0.79 -> 0.61), and none slower
+  (``results/amd-epyc-2c/ab/20261125T032847Z.json``). Either each
   thread takes a run of tile rows through all three stages (**tile rows**: one hand-over between
   threads per call, where waking sleeping threads costs 40-60 us on the CI machine), or, when the
   transformed filters are too large for every thread to read them all, the stages run one after
@@ -70,6 +76,9 @@ from numba import get_num_threads, njit, prange
 from ..common import (pipeline, winograd_filter_transform, winograd_phase_problem,
                       winograd_phase_weights, winograd_tiles, winograd_unsupported)
 from ..winograd_transforms import transforms
+from ._winograd_rows import (CHUNK, IN_CHUNK, ROW, input_f2x2_3x3, input_f2x2_5x5,
+                             input_f4x4_3x3, input_f4x4_5x5, output_f2x2_3x3, output_f2x2_5x5,
+                             output_f4x4_3x3, output_f4x4_5x5)
 from ._common import (chunk_bounds, load_channel, matmul_for, numba_threads, one_thread,
                       pair_scratch, pair_scratch_bytes, run_shares, share_count, stream_shape,
                       streams_loader, streams_scratch_bytes)
@@ -89,9 +98,9 @@ def _scaled(dst, coef, src, assign):
     channel-major transforms, a shared helper that took the sources as one stacked view (and ran
     the input transform's channel rows inside the coefficient loop) gave bit-identical outputs
     but measured 9-38 % slower on all ten 3x3 cases of the default set (`convbench ab --threads
-    1`, AMD CI machine). The tile-major transforms follow the same pattern for the same reason:
-    one helper taking each site's sources as a 2-D view made 8 of their 10 cases 10-97 % slower
-    (``results/amd-epyc-2c/ab/20261124T080510Z.json``).
+    1`, AMD CI machine). The tile-major transforms followed the same pattern until they became
+    generated loops (see the module notes): one helper taking each site's sources as a 2-D view
+    had made 8 of their 10 cases 10-97 % slower (``results/amd-epyc-2c/ab/20261124T080510Z.json``).
     """
     if assign:
         for j in range(dst.size):
@@ -286,167 +295,197 @@ def _output_band(mm, at, out, n, i0, rows, row_len, half, tile):
         _channel_output(mm, at, out, n, k, 0, rows * row_len, i0, rows, row_len, half, tile)
 
 
+@njit(cache=True, inline="always")
+def _row_input(m, alpha, band, top, v, length, channels, run, col, scratch):
+    """The generated input transform (:mod:`kernels.cpu._winograd_rows`) for this m and alpha."""
+    if alpha == 4:
+        input_f2x2_3x3(band, top, v, length, channels, run, col, scratch)
+    elif alpha == 6 and m == 4:
+        input_f4x4_3x3(band, top, v, length, channels, run, col, scratch)
+    elif alpha == 6:
+        input_f2x2_5x5(band, top, v, length, channels, run, col, scratch)
+    else:
+        input_f4x4_5x5(band, top, v, length, channels, run, col, scratch)
+
+
+@njit(cache=True, inline="always")
+def _row_output(m, alpha, mm, half, rows, first, run):
+    """The generated output transform (:mod:`kernels.cpu._winograd_rows`) for this m and alpha."""
+    if alpha == 4:
+        output_f2x2_3x3(mm, half, rows, first, run)
+    elif alpha == 6 and m == 4:
+        output_f4x4_3x3(mm, half, rows, first, run)
+    elif alpha == 6:
+        output_f2x2_5x5(mm, half, rows, first, run)
+    else:
+        output_f4x4_5x5(mm, half, rows, first, run)
+
+
+@njit(cache=True)
+def _output_blocks(tiles_w, k_total):
+    """How :func:`_output_rows` cuts a tile row's tiles x channels into blocks of at most ``ROW``
+    (tiles a block, channels a block): the whole row where it fits, else as many whole tiles as
+    fit, else one tile and part of its channels."""
+    return max(1, min(tiles_w, ROW // k_total)), min(k_total, ROW)
+
+
+def _output_scratch_size(m, tiles_w, k_total):
+    """Elements of :func:`_output_rows`'s ``rows``: m*m runs ``ROW`` apart, the last as long as a
+    block."""
+    per, width = _output_blocks(tiles_w, k_total)
+    return (m * m - 1) * ROW + per * width
+
+
 @njit(cache=True, nogil=True, fastmath=False)
-def _input_rows(x, bt, v, m, tiles_h, tiles_w, ph, pw, first, stop, t0, band, cols):
+def _input_rows(x, v, m, tiles_h, tiles_w, ph, pw, first, stop, t0, band, scratch):
     """Tile-major input transform of tile rows ``first`` to ``stop`` (row ``n*tiles_h + i``):
     ``v[a*alpha + b, t, c] = (B^T d B)[a, b]`` for tile ``t = t0 + (row - first)*tiles_w + j``,
     every channel at once.
 
-    Per tile row the input rows it reads are copied, channels last and zero-bordered, into
-    ``band`` (alpha, m, L, C), its columns split by phase: padded column ``X`` is
-    ``band[u, X % m, X // m]`` (``L = tiles_w + halo``, :func:`_row_scratch`). B^T is applied down
-    every column once (``cols``, same layout), in one loop over the whole band per coefficient;
-    then B across the tiles: column ``j*m + w`` of tile ``j`` is ``cols[a, w % m, j + w // m]``, so
-    for one (a, b, w) the sources of all the row's tiles are one contiguous run, and so are their
-    outputs in ``v``: every loop runs over a tile row's tiles and channels at once. (Looping over
-    the channels alone, tile by tile, ran short loops on layers with few channels.)
+    The input rows a tile row reads are copied, channels last and zero-bordered, into ``band``
+    (alpha, m, L, C), padded row ``Y`` into slot ``Y % alpha`` (so a tile row copies only the m
+    rows the one before it did not read), its columns split by phase: padded column ``X`` is
+    ``band[slot, X % m, X // m]`` (``L = tiles_w + halo``, :func:`_row_scratch`). Input value (u,
+    w) of tile ``j`` is then ``band[slot(u), w % m, j + w // m, c]``: for each (u, w), the row's
+    tiles and channels are one contiguous run, and so are their outputs in ``v`` for each
+    position. One generated loop (:mod:`kernels.cpu._winograd_rows`) walks those runs together, a
+    tile's alpha x alpha values of one channel in local variables, a run of ``IN_CHUNK`` at a time
+    through ``scratch``.
     """
     n_images, channels, height, width = x.shape
-    alpha = bt.shape[0]
+    alpha = band.shape[0]
     length = band.shape[2]
-    run = tiles_w * channels
-    band_flat = band.reshape(alpha, m * length * channels)
-    cols_flat = cols.reshape(alpha, m * length * channels)      # B^T's output, one run per a
-    cols_phases = cols.reshape(alpha, m, length * channels)     # B's input, by column phase
+    band_flat = band.reshape(band.size)
     v_flat = v.reshape(v.shape[0], v.shape[1] * channels)
     for row in range(first, stop):
         n = row // tiles_h
         i = row % tiles_h
-        for u in range(alpha):
+        # the first row of a run or of an image copies all alpha input rows, the others m
+        fresh = 0 if row == first or i == 0 else alpha - m
+        for u in range(fresh, alpha):
             y = i * m + u - ph
+            slot = (i * m + u) % alpha
             if 0 <= y < height:
                 for xx in range(pw):                               # the left border
-                    band[u, xx % m, xx // m] = 0.0
+                    band[slot, xx % m, xx // m] = 0.0
                 for xx in range(pw + width, m * length):           # the right border
-                    band[u, xx % m, xx // m] = 0.0
+                    band[slot, xx % m, xx // m] = 0.0
                 # channels innermost: strided loads and contiguous stores took 46 us for
                 # res3a's band rows where the other order (contiguous loads) took 81 (F(2x2), one
                 # thread, CI machine)
                 for xx in range(width):
-                    dst = band[u, (pw + xx) % m, (pw + xx) // m]
+                    dst = band[slot, (pw + xx) % m, (pw + xx) // m]
                     for c in range(channels):
                         dst[c] = x[n, c, y, xx]
             else:
-                band[u] = 0.0
-        for a in range(alpha):
-            dst = cols_flat[a]
-            assign = True
-            for u in range(alpha):
-                coef = bt[a, u]
-                if coef != 0.0:
-                    _scaled(dst, coef, band_flat[u], assign)
-                    assign = False
-            if assign:
-                dst[:] = 0.0
-        start = (t0 + (row - first) * tiles_w) * channels
-        for a in range(alpha):
-            for b in range(alpha):
-                dst = v_flat[a * alpha + b, start:start + run]
-                assign = True
-                for w in range(alpha):
-                    coef = bt[b, w]
-                    if coef != 0.0:
-                        first_col = (w // m) * channels
-                        _scaled(dst, coef, cols_phases[a, w % m, first_col:first_col + run],
-                                assign)
-                        assign = False
-                if assign:
-                    dst[:] = 0.0
+                band[slot] = 0.0
+        _row_input(m, alpha, band_flat, (i * m) % alpha, v_flat, length, channels,
+                   tiles_w * channels, (t0 + (row - first) * tiles_w) * channels, scratch)
 
 
 @njit(cache=True, nogil=True, fastmath=False)
-def _output_rows(mm, at, out, tiles_h, tiles_w, first, stop, t0, half, rows):
+def _output_rows(mm, out, m, alpha, tiles_h, tiles_w, first, stop, t0, half, rows):
     """Tile-major output transform of tile rows ``first`` to ``stop``: ``A^T M A`` with ``M`` read
     as ``mm[a*alpha + b, t, k]`` (tiles numbered as in :func:`_input_rows`), every output channel at
-    once; a tile row's outputs gather in ``rows`` (m, tiles_w*m, K) and go to ``out`` cut to size.
+    once, into ``out`` cut to size.
 
-    Looping over a whole tile row at once, as the input transform does, measured slower here: with
-    ``M A`` and ``rows`` held for the row's tiles (split by column phase), ``ab`` called four of 13
-    cases 7-8 % slower and none faster (``results/amd-epyc-2c/ab/20261124T134445Z.json``): the
-    per-tile ``M A`` of K values stays in L1, a row's does not. Blocks of tiles sized to stay in L1
-    (16 KiB of ``M A``) with ``rows`` laid out (m, m, tiles_w, K) were slower too, in one process
-    against this version: F(4x4,5x5)'s output transform on AlexNet conv2 190 -> 309 us, on
-    GoogLeNet's inception_3b/5x5 124 -> 157 (CI machine, two threads). ``M A`` alone by blocks
-    (``A^T`` and ``rows`` as here) sped the output transform up 20-40 % where K is 64 or less
-    (inception_3a/5x5 at F(4x4,5x5): 75 -> 52 us) but the loops it adds made it 8-13 % slower at
-    K of 128 and 256 even with one tile a block (ResNet-50 res3a and res4a at F(4x4)), and ``ab``
-    called res2a_branch2b at F(4x4) 6 % slower (``.../ab/20261124T161430Z.json``): not kept."""
+    A generated loop (:mod:`kernels.cpu._winograd_rows`) takes a tile row's tiles x channels
+    ``CHUNK`` at a time (M A in ``half``) and leaves output (yo, xo) in run ``yo*m + xo`` of
+    ``rows``, ``ROW`` apart; then each output row ``i*m + yo`` of each channel is gathered from
+    them (:func:`_scatter_row`). A tile row of more than ``ROW`` tiles x channels goes by blocks
+    (:func:`_output_blocks`).
+    """
     n_images, k_total, p_size, q_size = out.shape
-    m, alpha = at.shape
+    mm_flat = mm.reshape(mm.shape[0], mm.shape[1] * k_total)
+    per, width = _output_blocks(tiles_w, k_total)
     for row in range(first, stop):
         n = row // tiles_h
         i = row % tiles_h
-        for j in range(tiles_w):
-            t = t0 + (row - first) * tiles_w + j
-            for a in range(alpha):
-                for xo in range(m):
-                    dst = half[a, xo]
-                    assign = True
-                    for b in range(alpha):
-                        coef = at[xo, b]
-                        if coef != 0.0:
-                            _scaled(dst, coef, mm[a * alpha + b, t], assign)
-                            assign = False
-                    if assign:
-                        dst[:] = 0.0
-            for yo in range(m):
-                for xo in range(m):
-                    dst = rows[yo, j * m + xo]
-                    assign = True
-                    for a in range(alpha):
-                        coef = at[yo, a]
-                        if coef != 0.0:
-                            _scaled(dst, coef, half[a, xo], assign)
-                            assign = False
-                    if assign:
-                        dst[:] = 0.0
-        for yo in range(m):
-            p = i * m + yo
-            if p >= p_size:
-                break
-            for k in range(k_total):
-                dst = out[n, k, p]
-                for q in range(q_size):
-                    dst[q] = rows[yo, q, k]
+        base = (t0 + (row - first) * tiles_w) * k_total
+        for j0 in range(0, tiles_w, per):
+            j1 = min(tiles_w, j0 + per)
+            for k0 in range(0, k_total, width):
+                k1 = min(k_total, k0 + width)
+                count = (j1 - j0) * (k1 - k0)
+                for e0 in range(0, count, CHUNK):
+                    _row_output(m, alpha, mm_flat, half, rows[e0:],
+                                base + j0 * k_total + k0 + e0, min(CHUNK, count - e0))
+                for yo in range(m):
+                    p = i * m + yo
+                    if p >= p_size:
+                        break
+                    _scatter_row(rows, out, n, p, yo, m, j0, j1, k0, k1)
+
+
+@njit(cache=True, inline="always")
+def _scatter_row(rows, out, n, p, yo, m, j0, j1, k0, k1):
+    """``out[n, k, p, j*m + xo]`` for channels k0 to k1 and tiles j0 to j1 from what
+    :func:`_output_rows` left in ``rows`` (tile j's channel k of run ``yo*m + xo`` at ``(j -
+    j0)*(k1 - k0) + k - k0``), the last tile cut to the output: contiguous stores.
+
+    Indices go in as unsigned numbers, which spares numba's check for negative ones, and a whole
+    row's loop starts at 0: res2a_branch2b's output rows at F(4x4) took 32 us so, 55 with signed
+    indices, 58-132 with the loop starting elsewhere or over tiles and xo (one thread, CI
+    machine)."""
+    q_size = out.shape[3]
+    span = k1 - k0
+    first = yo * m * ROW - k0
+    q0 = j0 * m
+    count = min(j1 * m, q_size) - q0
+    for k in range(k0, k1):
+        dst = out[n, k, p]
+        at = first + k
+        if q0 == 0:
+            if m == 4:
+                for q in range(count):
+                    dst[q] = rows[np.uint64(at + (q & 3) * ROW + (q >> 2) * span)]
+            else:
+                for q in range(count):
+                    dst[q] = rows[np.uint64(at + (q & 1) * ROW + (q >> 1) * span)]
+        else:
+            for q in range(count):
+                dst[np.uint64(q0 + q)] = rows[np.uint64(at + (q % m) * ROW + (q // m) * span)]
 
 
 def _row_scratch(m, alpha, tiles_w, channels, k_total):
-    """The scratch :func:`_input_rows` and :func:`_output_rows` need: band, cols (a tile row's
-    input columns split by phase, ``tiles_w + halo`` of each), half, rows."""
+    """The scratch :func:`_input_rows` and :func:`_output_rows` need: band (a tile row's input
+    columns split by phase, ``tiles_w + halo`` of each, channels last), the input transform's
+    alpha*alpha runs of ``IN_CHUNK``, and the output transform's alpha*m runs of ``CHUNK`` (M A)
+    and m*m runs ``ROW`` apart (:func:`_output_scratch_size`)."""
     length = tiles_w + _halo(alpha, m)
     return (np.empty((alpha, m, length, channels), dtype=np.float32),
-            np.empty((alpha, m, length, channels), dtype=np.float32),
-            np.empty((alpha, m, k_total), dtype=np.float32),
-            np.empty((m, tiles_w * m, k_total), dtype=np.float32))
+            np.empty(alpha * alpha * IN_CHUNK, dtype=np.float32),
+            np.empty(alpha * m * CHUNK, dtype=np.float32),
+            np.empty(_output_scratch_size(m, tiles_w, k_total), dtype=np.float32))
 
 
 @njit(parallel=True, cache=True, fastmath=False)
-def _input_transform_tiles(x, bt, v, m, tiles_h, tiles_w, ph, pw, threads):
+def _input_transform_tiles(x, v, m, alpha, tiles_h, tiles_w, ph, pw, threads):
     """:func:`_input_rows` over all tile rows, in one run of rows per thread."""
-    alpha, channels = bt.shape[0], x.shape[1]
+    channels = x.shape[1]
     rows = x.shape[0] * tiles_h
     chunks = min(rows, threads)
     for chunk in prange(chunks):
         start, stop = chunk_bounds(chunk, chunks, rows)
         length = tiles_w + _halo(alpha, m)
         band = np.empty((alpha, m, length, channels), dtype=np.float32)
-        cols = np.empty((alpha, m, length, channels), dtype=np.float32)
-        _input_rows(x, bt, v, m, tiles_h, tiles_w, ph, pw, start, stop, start * tiles_w, band,
-                    cols)
+        scratch = np.empty(alpha * alpha * IN_CHUNK, dtype=np.float32)
+        _input_rows(x, v, m, tiles_h, tiles_w, ph, pw, start, stop, start * tiles_w, band,
+                    scratch)
 
 
 @njit(parallel=True, cache=True, fastmath=False)
-def _output_transform_tiles(mm, at, out, tiles_h, tiles_w, threads):
+def _output_transform_tiles(mm, out, m, alpha, tiles_h, tiles_w, threads):
     """:func:`_output_rows` over all tile rows, in one run of rows per thread."""
-    m, alpha = at.shape
-    k_total = out.shape[1]
     rows = out.shape[0] * tiles_h
     chunks = min(rows, threads)
     for chunk in prange(chunks):
         start, stop = chunk_bounds(chunk, chunks, rows)
-        half = np.empty((alpha, m, k_total), dtype=np.float32)
-        gathered = np.empty((m, tiles_w * m, k_total), dtype=np.float32)
-        _output_rows(mm, at, out, tiles_h, tiles_w, start, stop, start * tiles_w, half, gathered)
+        half = np.empty(alpha * m * CHUNK, dtype=np.float32)
+        per, width = _output_blocks(tiles_w, out.shape[1])
+        scratch = np.empty((m * m - 1) * ROW + per * width, dtype=np.float32)
+        _output_rows(mm, out, m, alpha, tiles_h, tiles_w, start, stop, start * tiles_w, half,
+                     scratch)
 
 
 # The three layouts (see the module notes) and when each is used; measured on the CI machine (AMD
@@ -635,8 +674,9 @@ class WinogradCPU:
                     + pair_scratch_bytes(problem, self.m, shares))   # F(2x2): column pairs
         tiles = problem.n * tiles_h * tiles_w
         span = self.m * (tiles_w + self.halo)      # a band's columns, split by phase
-        scratch = (2 * self.alpha * span * problem.c
-                   + self.m * (self.alpha + tiles_w * self.m) * problem.k)
+        scratch = (self.alpha * span * problem.c + self.alpha ** 2 * IN_CHUNK
+                   + self.alpha * self.m * CHUNK
+                   + _output_scratch_size(self.m, tiles_w, problem.k))
         return 4 * (scratch * min(threads, problem.n * tiles_h) + filters
                     + positions * (problem.c + problem.k) * tiles)
 
@@ -797,16 +837,16 @@ class WinogradCPU:
         ph, pw = problem.padding
         v = np.empty((alpha * alpha, tiles, problem.c), dtype=np.float32)
         mm = np.empty((alpha * alpha, tiles, problem.k), dtype=np.float32)
-        bt, at, out_shape = self.bt, self.at, problem.output_shape
+        out_shape = problem.output_shape
 
         if layout == TILE_STAGES:    # groups == 1
             weights = weights[0]
             matmul = matmul_for(v.shape, weights.shape)
             return _stages(
-                lambda x: _input_transform_tiles(x, bt, v, m, tiles_h, tiles_w, ph, pw,
+                lambda x: _input_transform_tiles(x, v, m, alpha, tiles_h, tiles_w, ph, pw,
                                                  get_num_threads()),
                 lambda x: matmul(v, weights, out=mm),
-                lambda out: _output_transform_tiles(mm, at, out, tiles_h, tiles_w,
+                lambda out: _output_transform_tiles(mm, out, m, alpha, tiles_h, tiles_w,
                                                     get_num_threads()), out_shape)
 
         # TILE_ROWS: share i does tile rows bounds[i] to bounds[i+1], all three stages
@@ -818,8 +858,8 @@ class WinogradCPU:
                   for first, stop in zip(bounds[:-1], bounds[1:])]
 
         def inputs(x, share):
-            first, stop, t0, _, (band, cols, _, _) = share
-            _input_rows(x, bt, v, m, tiles_h, tiles_w, ph, pw, first, stop, t0, band, cols)
+            first, stop, t0, _, (band, scratch, _, _) = share
+            _input_rows(x, v, m, tiles_h, tiles_w, ph, pw, first, stop, t0, band, scratch)
 
         def product(share):
             t0, t1 = share[2], share[3]
@@ -828,8 +868,8 @@ class WinogradCPU:
                           out=mm[:, t0:t1, g * k_per_group:(g + 1) * k_per_group])
 
         def outputs(out, share):
-            first, stop, t0, _, (_, _, half, gathered) = share
-            _output_rows(mm, at, out, tiles_h, tiles_w, first, stop, t0, half, gathered)
+            first, stop, t0, _, (_, _, half, rows_scratch) = share
+            _output_rows(mm, out, m, alpha, tiles_h, tiles_w, first, stop, t0, half, rows_scratch)
 
         def whole(x, out, share):
             inputs(x, share)
