@@ -2,20 +2,22 @@
 
 The tile-major layouts keep the channels innermost (``V[position, tile, c]``, ``M[position, tile,
 k]``), so a tile row's tiles and channels make one contiguous run per input or output position.
-Each generated function walks that run once, holding a tile's alpha x alpha values (or m x m
-outputs) of one channel in local variables: the loads, the two matrix products with their
-constant coefficients written out (zero terms left out) and the stores of one element all sit in
-one loop body, which LLVM's loop vectorizer turns into 16-lane operations. The transforms they
-replace ran one pass through memory per coefficient.
+Each generated function walks those runs holding a tile's values of one channel in local
+variables: the loads, the matrix products with their constant coefficients written out (zero
+terms left out) and the stores of one element sit in one loop body, which LLVM's loop vectorizer
+turns into 16-lane operations. The input transform does B^T d B in one loop; the output
+transform does M A one row of M at a time (six or eight runs of M read a loop: all 36 at once
+streamed badly where M lies in L3), then A^T (M A). The transforms they replace ran one pass
+through memory per coefficient.
 
 The multiply-adds keep the order of the passes they replace (per output, its first non-zero term
 assigns and the rest accumulate, in index order), and the code is compiled without fastmath, so
 the results are bit for bit the same.
 
-The output functions store their m x m runs at fixed distances (``CHUNK`` elements apart in one
-flat scratch array): with distances LLVM can see, it needs one runtime overlap check against each
-input run rather than one per pair of runs, and it vectorizes the loop; with the runs as rows of a
-2-D array it would not (too many checks).
+Every loop stores into one flat scratch array at distances fixed here (IN_CHUNK, CHUNK, ROW
+elements apart): with distances LLVM can see, it needs one runtime overlap check against each
+run read rather than one per pair of runs, and it vectorizes the loop; with the runs as rows of
+a 2-D array it would not (too many checks). The input transform then copies its runs into V.
 
 ``python tools/gen_winograd_rows.py`` rewrites the file, and removes the numba cache of
 kernels/cpu/winograd.py, whose compiled code would go on using the old loops (see
@@ -175,8 +177,8 @@ def source():
         'tools/gen_winograd_rows.py,',
         "do not edit.",
         "",
-        "Each function runs one loop over a tile row's tiles x channels, a tile's values in local",
-        "variables, the transform's coefficients written out (see that script and",
+        "Each function walks a tile row's tiles x channels holding a tile's values of one channel in",
+        "local variables, the transform's coefficients written out (see that script and",
         "kernels/cpu/winograd.py).",
         '"""',
         "",
