@@ -464,6 +464,26 @@ def test_winograd_tile_rows_are_what_their_generator_writes(tmp_path, monkeypatc
                   monkeypatch)
 
 
+def test_generator_writes_its_file_and_drops_the_callers_numba_cache(tmp_path, monkeypatch):
+    """Writing the generated file removes the numba cache of the module that calls it (numba
+    checks only each function's own file, so that module's compiled code would keep the old
+    loops) and nothing else in the cache."""
+    gen_winograd_rows = checked_generator("gen_winograd_rows")
+    cache = tmp_path / "__pycache__"
+    cache.mkdir()
+    stale = [cache / "winograd._input_rows-312.py311.nbi",
+             cache / "winograd._input_rows-312.py311.1.nbc"]
+    kept = [cache / "direct._direct-140.py311.nbi",
+            cache / "_winograd_rows.input_f2x2_3x3-40.py311.nbi"]
+    for path in stale + kept:
+        path.write_bytes(b"")
+    monkeypatch.setattr(gen_winograd_rows, "TARGET", tmp_path / "_winograd_rows.py")
+    assert gen_winograd_rows.main([]) == 0
+    assert (tmp_path / "_winograd_rows.py").read_text() == gen_winograd_rows.source()
+    assert not any(path.exists() for path in stale)
+    assert all(path.exists() for path in kept)
+
+
 def test_winograd_bands_give_the_whole_image_answer(monkeypatch):
     """Bands change where V and M live, not what is summed: the output of channel-major on a
     padded problem with two images whose tile rows split into bands unevenly, to the BLAS's
