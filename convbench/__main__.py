@@ -504,7 +504,8 @@ def cmd_export(args):
 
 
 def cmd_compare(args):
-    from .compare import Thresholds, compare_frames, render, same_environment_runs, summarize
+    from .compare import (Thresholds, compare_frames, render, same_environment_runs, summarize,
+                          unavailable_peers_text)
     from .results import load_results
 
     if args.base is not None and args.new is None:
@@ -536,10 +537,14 @@ def cmd_compare(args):
               f"run's environment and give the run-to-run floor")
     frame = compare_frames(base, new, thresholds, history)
     both_skipped = ((frame["base_status"] == "SKIPPED") & (frame["new_status"] == "SKIPPED"))
-    print(render(frame if args.all else frame[~both_skipped], markdown=args.markdown))
+    peers_gone = frame["verdict"] == "peer unavailable"
+    print(render(frame if args.all else frame[~both_skipped & ~peers_gone],
+                 markdown=args.markdown))
     if both_skipped.any() and not args.all:
         print(f"({int(both_skipped.sum())} cases skipped in both runs are not listed; --all lists "
               f"them)")
+    if peers_gone.any() and not args.all:
+        print(unavailable_peers_text(frame))
     print(f"\n{summarize(frame)}")
     return _finish_comparison(frame, args.base, args.new)
 
@@ -788,7 +793,8 @@ def compare_with_latest_committed(path):
     """After a sweep: compare with the newest committed run of this machine that made the same
     selection (shapes, --match, --mb, kernels, thread counts), else with the newest committed run;
     print the verdict."""
-    from .compare import compare_frames, render, same_environment_runs, summarize
+    from .compare import (compare_frames, render, same_environment_runs, summarize,
+                          unavailable_peers_text)
     from .history import committed_results
     from .results import load_results, read_document
 
@@ -803,7 +809,7 @@ def compare_with_latest_committed(path):
     floors = same_environment_runs(base_path, baselines)
     frame = compare_frames(load_results(base_path), load_results(path),
                            history=load_results(*floors))
-    quiet = ["same", "skipped"]
+    quiet = ["same", "skipped", "peer unavailable"]
     if not alike:   # the base chose other problems or kernels: what this run lacks, it did not choose
         quiet.append("only in base")
     changed = frame[~frame["verdict"].isin(quiet)]
@@ -817,6 +823,8 @@ def compare_with_latest_committed(path):
     if not alike and missing:
         print(f"({missing} cases of that run are not in this one, which selected other shapes, "
               f"kernels or thread counts; not listed)")
+    if (frame["verdict"] == "peer unavailable").any():
+        print(unavailable_peers_text(frame))
     print(summarize(frame))
     return _finish_comparison(frame, base_path, path)
 

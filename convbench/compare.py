@@ -199,7 +199,9 @@ def compare_frames(base, new, thresholds=Thresholds(), history=None):
 
     Verdicts: ``slower``, ``faster``, ``same`` (timing); ``new failure``, ``fixed``, ``still failing``,
     ``newly skipped`` (passed in the base run, SKIPPED in the new: the kernel stopped running a case
-    it ran), ``newly run`` (the other way), ``skipped`` (in one run or both, and not timed in the
+    it ran), ``peer unavailable`` (a peer the base run timed that cannot run at all where the new
+    run ran: its library is not installed there; the peers are what our kernels are measured
+    against, not the code under test), ``newly run`` (the other way), ``skipped`` (in one run or both, and not timed in the
     other); ``only in base``, ``only in new``.
     Extra flags: ``source_changed`` and ``error_over_tolerance``.
     """
@@ -240,6 +242,9 @@ def compare_frames(base, new, thresholds=Thresholds(), history=None):
                 out.update(verdict="fixed", why=f"was {bs}")
             elif bs in BAD_STATUSES and ns in BAD_STATUSES:
                 out.update(verdict="still failing", why=f"{ns}: {n.get('reason') or ''}".strip())
+            elif bs == "PASSED" and ns == "SKIPPED" and n.get("peer") and n.get("unavailable"):
+                out.update(verdict="peer unavailable",
+                           why=f"not in the new run: {n.get('reason') or ''}".strip())
             elif bs == "PASSED" and ns == "SKIPPED":
                 out.update(verdict="newly skipped", why=n.get("reason") or "")
             elif bs == "SKIPPED" and ns == "PASSED":
@@ -258,8 +263,8 @@ def compare_frames(base, new, thresholds=Thresholds(), history=None):
         rows.append(out)
     frame = pd.DataFrame(rows)
     order = {"new failure": 0, "newly skipped": 1, "slower": 2, "only in base": 3, "only in new": 4,
-             "still failing": 5, "faster": 6, "fixed": 7, "newly run": 8, "same": 9, "skipped": 10,
-             "not timed": 11}
+             "still failing": 5, "faster": 6, "fixed": 7, "newly run": 8, "peer unavailable": 9,
+             "same": 10, "skipped": 11, "not timed": 12}
     frame["_order"] = frame["verdict"].map(order).fillna(len(order))
     return frame.sort_values(["_order", "ratio"], ascending=[True, False]).drop(columns="_order")
 
@@ -324,7 +329,8 @@ def summarize(frame):
     counts = frame["verdict"].value_counts()
     parts = [f"{counts[v]} {v}" for v in ("slower", "new failure", "newly skipped", "faster",
                                          "fixed", "newly run", "same", "only in base",
-                                         "only in new", "still failing", "skipped", "not timed")
+                                         "only in new", "still failing", "peer unavailable",
+                                         "skipped", "not timed")
              if v in counts]
     flags = []
     if frame["source_changed"].any():
@@ -344,6 +350,17 @@ def summarize(frame):
                  f"median {shift[0] - 1:+.1%}; a shift this broad points to the machine, not the code "
                  f"(to test a code change, `convbench ab` times both versions side by side)")
     return text
+
+
+def unavailable_peers_text(frame):
+    """One line per peer the base run timed and the new run could not run at all (its library is
+    not installed there): the cases left uncompared and why. Empty when there are none."""
+    gone = frame[frame["verdict"] == "peer unavailable"]
+    lines = []
+    for (algo, backend, why), cases in gone.groupby(["algo", "backend", "why"], sort=True):
+        lines.append(f"{algo}/{backend} (peer): {len(cases)} cases timed in the base run, "
+                     f"{why}; not compared, not a regression")
+    return "\n".join(lines)
 
 
 def render(frame, markdown=False):

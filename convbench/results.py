@@ -29,7 +29,7 @@ ROW_FIELDS = (
     "workspace_bytes", "impl", "prepare_s", "first_call_s", "source_hash", "code_hash",
     "n", "c", "h", "w", "k", "r", "s", "stride_h", "stride_w", "pad_h", "pad_w",
     "dilation_h", "dilation_w", "groups", "flops", "count", "case_wall_s", "busy_other_pct", "steal_pct",
-    "samples_s", "process_medians_s", "stages_s", "threads_seen",
+    "samples_s", "process_medians_s", "stages_s", "threads_seen", "unavailable",
 )
 
 

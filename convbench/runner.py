@@ -98,7 +98,7 @@ def base_row(problem, kernel, threads=None, hashes=None):
                gflops=None,
                sgemm_fraction=None, workspace_bytes=None, impl=None, prepare_s=None,
                first_call_s=None,
-               case_wall_s=None, busy_other_pct=None, steal_pct=None,
+               case_wall_s=None, busy_other_pct=None, steal_pct=None, unavailable=False,
                **(kernel_hashes(kernel) if hashes is None else hashes))
     return row
 
@@ -328,8 +328,9 @@ def sweep(problems, kernels, options, out_dir=DEFAULT_RESULTS_DIR, resume=None, 
             reason = kernel.supports(problem, budget, options.workspace_limit)
             if not reason:
                 reason = _check_case_memory(problem, kernel, budget)
-            if reason:
-                row.update(status="SKIPPED", reason=reason)
+            if reason:   # unavailable: the kernel cannot run here at all (a library, no GPU)
+                row.update(status="SKIPPED", reason=reason,
+                           unavailable=reason == kernel.unavailable_reason)
             else:
                 row["workspace_bytes"] = kernel.workspace_bytes(problem)
                 found, case_pyperf = run_case(problem, kernel, options, workdir,

@@ -44,3 +44,7 @@ crash, hang, raises, nan, wrong_shape = (_Bad(b) for b in ("crash", "hang", "rai
 SPECS = [KernelSpec(name, "cpu", f"tests.bad_kernels:{attr}", 1e-5, False, summary="test only")
          for name, attr in (("crash", "crash"), ("hang", "hang"), ("raise", "raises"), ("nan", "nan"),
                             ("wrong_shape", "wrong_shape"))]
+
+# A peer whose library is not installed: every case of it is SKIPPED as unavailable.
+MISSING = [KernelSpec("missing_peer", "cpu", "tests.bad_kernels:nan", 1e-5, False,
+                      ("convbench_no_such_library",), peer=True, summary="test only")]

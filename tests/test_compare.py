@@ -464,6 +464,50 @@ def _skipping(tmp_path, label, skip):
     return path
 
 
+def _with_unavailable(tmp_path, peer):
+    """compare_base.json as a base whose smoke:5x5 / smoke:3x3_odd rows came from a kernel of
+    ``peer`` kind, and a new run where that kernel could not run at all (its library missing)."""
+    import json
+    document = json.loads((DATA / "compare_base.json").read_text())
+    for row in document["rows"]:
+        if row["name"] in ("smoke:5x5", "smoke:3x3_odd"):
+            row["peer"] = peer
+    base = tmp_path / "base.json"
+    base.write_text(json.dumps(document))
+    for row in document["rows"]:
+        if row["name"] in ("smoke:5x5", "smoke:3x3_odd"):
+            row.update(status="SKIPPED", reason="somelib is not installed", unavailable=True,
+                       median_s=None, mad_s=None, stdev_s=None, samples_s=None, gflops=None,
+                       rel_l2=None, max_err=None, process_medians_s=None)
+    new = tmp_path / "new.json"
+    new.write_text(json.dumps(document))
+    return base, new
+
+
+def test_a_peer_whose_library_the_new_run_lacks_is_named_and_not_a_regression(tmp_path):
+    base, new = _with_unavailable(tmp_path, peer=True)
+    frame = compare_frames(load_results(base), load_results(new))
+    by_case = dict(zip(zip(frame["name"], frame["algo"]), frame["verdict"]))
+    assert by_case[("smoke:5x5", "direct")] == "peer unavailable"
+    assert by_case[("smoke:3x3_odd", "direct")] == "peer unavailable"
+    assert regressions(frame).empty
+    proc = cli(base, new)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert ("direct/cpu (peer): 2 cases timed in the base run, not in the new run: somelib is "
+            "not installed; not compared, not a regression") in proc.stdout
+    assert "2 peer unavailable" in proc.stdout
+    assert "verdict: no significant slowdown" in proc.stdout
+
+
+def test_one_of_our_kernels_unavailable_in_the_new_run_is_still_a_regression(tmp_path):
+    # a GPU job that lost its GPU (or CuPy) has not shown our kernels to be as fast as before
+    base, new = _with_unavailable(tmp_path, peer=False)
+    frame = compare_frames(load_results(base), load_results(new))
+    assert sorted(regressions(frame)["name"]) == ["smoke:3x3_odd", "smoke:5x5"]
+    assert set(regressions(frame)["verdict"]) == {"newly skipped"}
+    assert cli(base, new).returncode == 1
+
+
 def test_a_case_the_new_run_skips_is_a_regression_and_the_reverse_is_not(tmp_path):
     dropped = _skipping(tmp_path, "new", {("smoke:5x5", "direct")})
     frame = compare_frames(load_results(DATA / "compare_base.json"), load_results(dropped))

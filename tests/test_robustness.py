@@ -47,6 +47,21 @@ def run_bad(tmp_path, shapes, algos, timeout):
     return frame
 
 
+def test_a_kernel_that_cannot_run_here_is_recorded_as_unavailable_not_as_unsupported(tmp_path):
+    env = dict(os.environ, CONVBENCH_EXTRA_KERNELS="tests.bad_kernels:MISSING")
+    proc = subprocess.run(
+        [sys.executable, "-m", "convbench", "run", "--shapes", 'mb1ic2ih6oc2kh5n"tiny"',
+         "--check-only", "--out", str(tmp_path), "--algo", "missing_peer,winograd,direct"],
+        capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = {row["algo"]: row for row in read_document(results_in(tmp_path)[0])["rows"]}
+    assert rows["missing_peer"]["status"] == "SKIPPED" and rows["missing_peer"]["unavailable"]
+    assert rows["missing_peer"]["reason"] == "convbench_no_such_library is not installed"
+    # refusing the problem (a 5x5 filter) is not being unavailable, nor is running it
+    assert rows["winograd"]["status"] == "SKIPPED" and rows["winograd"]["unavailable"] is False
+    assert rows["direct"]["status"] == "PASSED" and rows["direct"]["unavailable"] is False
+
+
 def test_run_exits_1_on_a_failed_case_and_0_when_the_rest_passed_or_were_skipped(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "convbench", "run", "--shapes", 'mb1ic2ih6oc2kh3ph1n"tiny"',
