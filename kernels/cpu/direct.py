@@ -172,11 +172,11 @@ def _direct(flat, image_size, weights, offsets, out, plane_w, chunks_per_task, b
             q0 = max(first - p * plane_w, 0)
             q1 = min(stop - p * plane_w, q_size)
             shift = p * plane_w - first + LANES
-            for k in range(k_count):
-                row = out[n, k0 + k, p]
-                src = sums[k]
-                for q in range(q0, q1):
-                    row[q] = src[shift + q]
+            for k in range(k_count):   # a loop from 0 over slices: numba checks no negative index
+                row = out[n, k0 + k, p, q0:q1]
+                src = sums[k, shift + q0:shift + q1]
+                for q in range(q1 - q0):
+                    row[q] = src[q]
 
 
 @njit(cache=True, fastmath={"contract"}, inline="always")
