@@ -27,9 +27,9 @@ A task then copies its sums into the output rows with a loop from 0 over two sli
 the row's first column with signed numbers, the copy stayed scalar (numba checks each such index
 for a negative value) and took most of the time where there are few taps per output: on VGG-16's
 conv1_1 (27 taps), one thread, a copy of this function without it ran in 0.70 ms against 3.37
-with it, and ``convbench ab`` found the change
-60 % faster there at two threads, 27 % on ResNet-50's stem and 42 % on res2a_branch2c
-(``results/amd-epyc-2c/ab/20261125T060745Z.json``, ``...060932Z.json``; CI machine).
+with it. ``convbench ab`` found the change 60 % faster there at two threads, 27 % on ResNet-50's
+stem and 42 % on res2a_branch2c (``results/amd-epyc-2c/ab/20261125T060745Z.json``,
+``...060932Z.json``; CI machine).
 
 The kernel before kept its sums in a small array in memory and added three taps for four output
 channels a pass (twelve multiply-adds per seven loads and four stores); it ran at about 105
