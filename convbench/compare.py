@@ -191,6 +191,12 @@ def timing_verdict(base_row, new_row, thresholds, drift=None):
     return verdict, ratio, p_value, f"{change:+.1%}, p={p_value:.2g}"
 
 
+def _flag(value):
+    """A boolean column's value, False where the row has none (a file from before the column,
+    or the side of an outer join that lacks the case: None or NaN)."""
+    return value is not None and value == value and bool(value)
+
+
 def compare_frames(base, new, thresholds=Thresholds(), history=None):
     """One row per case in either run, with a ``verdict`` and the reason for it.
 
@@ -201,8 +207,8 @@ def compare_frames(base, new, thresholds=Thresholds(), history=None):
     ``newly skipped`` (passed in the base run, SKIPPED in the new: the kernel stopped running a case
     it ran), ``peer unavailable`` (a peer the base run timed that cannot run at all where the new
     run ran: its library is not installed there; the peers are what our kernels are measured
-    against, not the code under test), ``newly run`` (the other way), ``skipped`` (in one run or both, and not timed in the
-    other); ``only in base``, ``only in new``.
+    against, not the code under test), ``newly run`` (the other way), ``skipped`` (in one run or
+    both, and not timed in the other); ``only in base``, ``only in new``.
     Extra flags: ``source_changed`` and ``error_over_tolerance``.
     """
     import pandas as pd
@@ -242,7 +248,8 @@ def compare_frames(base, new, thresholds=Thresholds(), history=None):
                 out.update(verdict="fixed", why=f"was {bs}")
             elif bs in BAD_STATUSES and ns in BAD_STATUSES:
                 out.update(verdict="still failing", why=f"{ns}: {n.get('reason') or ''}".strip())
-            elif bs == "PASSED" and ns == "SKIPPED" and n.get("peer") and n.get("unavailable"):
+            elif (bs == "PASSED" and ns == "SKIPPED" and _flag(n.get("peer"))
+                  and _flag(n.get("unavailable"))):
                 out.update(verdict="peer unavailable",
                            why=f"not in the new run: {n.get('reason') or ''}".strip())
             elif bs == "PASSED" and ns == "SKIPPED":

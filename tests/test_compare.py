@@ -536,3 +536,16 @@ def test_cases_skipped_in_both_runs_are_counted_and_listed_only_on_request(tmp_p
     assert "2 skipped" in proc.stdout
     every = cli(base, new, "--all")
     assert "smoke:5x5" in every.stdout and "not listed" not in every.stdout
+
+
+def test_a_new_run_from_before_the_unavailable_column_keeps_newly_skipped(tmp_path):
+    # files written before rows recorded `unavailable` load it as None (NaN after a merge)
+    import json
+    base, new = _with_unavailable(tmp_path, peer=True)
+    document = json.loads(new.read_text())
+    for row in document["rows"]:
+        row.pop("unavailable", None)
+    new.write_text(json.dumps(document))
+    frame = compare_frames(load_results(base), load_results(new))
+    assert set(regressions(frame)["verdict"]) == {"newly skipped"}
+    assert len(regressions(frame)) == 2
