@@ -266,7 +266,7 @@ def _finish_comparison(frame, base_path, new_path):
     verdict may be about that), the verdict, and after a REGRESSION the ab command that checks
     the changed kernels side by side. Returns the exit status."""
     from .compare import ab_suggestion, regressions
-    from .machine import environment_changes
+    from .machine import environment_changes, same_environment
     from .results import read_document
 
     base, new = read_document(base_path), read_document(new_path)
@@ -274,13 +274,19 @@ def _finish_comparison(frame, base_path, new_path):
     if changes:
         print("the two runs differ in (a change of speed may come from these, not the code): "
               + "; ".join(changes))
-    bad = len(regressions(frame))
-    print("verdict: REGRESSION" if bad else "verdict: no significant slowdown or new failure")
-    command = ab_suggestion(frame, base, new) if bad else None
+    bad = regressions(frame)
+    print("verdict: REGRESSION" if len(bad) else "verdict: no significant slowdown or new failure")
+    command = ab_suggestion(frame, base, new) if len(bad) else None
     if command:
         print(f"to tell a slower kernel from a slower machine, time both versions side by side:\n"
               f"  {command}")
-    return 1 if bad else 0
+    unchanged = bad[(bad["verdict"] == "slower") & ~bad["source_changed"].astype(bool)]
+    if len(unchanged) and same_environment(base["machine"], new["machine"]):
+        print(f"{len(unchanged)} of the slower cases ran the same kernel code as the base run, in "
+              f"the same environment: on a shared machine that is most often the machine, not "
+              f"the code (run the sweep again with the machine idle, or compare more runs with "
+              f"`history`)")
+    return 1 if len(bad) else 0
 
 
 def _print_drift(path, retime_hint=True):

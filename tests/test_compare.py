@@ -549,3 +549,27 @@ def test_a_new_run_from_before_the_unavailable_column_keeps_newly_skipped(tmp_pa
     frame = compare_frames(load_results(base), load_results(new))
     assert set(regressions(frame)["verdict"]) == {"newly skipped"}
     assert len(regressions(frame)) == 2
+
+
+def test_a_slowdown_of_unchanged_code_in_the_same_environment_says_so(tmp_path):
+    import json
+    note = "ran the same kernel code as the base run, in the same environment"
+    proc = cli(DATA / "compare_base.json", DATA / "compare_slower.json")
+    assert proc.returncode == 1 and f"1 of the slower cases {note}" in proc.stdout
+    # the slow case's kernel code changed: the slowdown may be the code, and nothing is said
+    document = json.loads((DATA / "compare_slower.json").read_text())
+    for row in document["rows"]:
+        if row["name"] == "smoke:3x3_odd":
+            row["source_hash"] = "0" * 16
+    changed = tmp_path / "changed.json"
+    changed.write_text(json.dumps(document))
+    proc = cli(DATA / "compare_base.json", changed)
+    assert proc.returncode == 1 and note not in proc.stdout
+    # another numpy: the environment may be why
+    document = json.loads((DATA / "compare_slower.json").read_text())
+    document["machine"]["versions"] = dict(document["machine"].get("versions") or {},
+                                           numpy="0.0.1")
+    upgraded = tmp_path / "upgraded.json"
+    upgraded.write_text(json.dumps(document))
+    proc = cli(DATA / "compare_base.json", upgraded)
+    assert proc.returncode == 1 and note not in proc.stdout and "numpy" in proc.stdout
