@@ -335,7 +335,12 @@ def all_kernels():
 
 
 def get_kernel(algo: str, backend: str = "cpu") -> Kernel:
-    """The registered kernel for (algo, backend); ValueError listing the valid names otherwise."""
+    """The registered kernel for (algo, backend); ValueError listing the valid names otherwise.
+
+    ``algo`` may also be a kernel's full name as rows and tables print it, ``"fft/gpu"``.
+    """
+    if "/" in algo:
+        algo, backend = algo.split("/", 1)
     try:
         return _KERNELS[(algo, backend)]
     except KeyError:

@@ -61,3 +61,9 @@ def test_memory_budget_makes_unsupported():
     w = np.zeros((8, 8, 3, 3), np.float32)
     with pytest.raises(UnsupportedProblem, match="memory budget"):
         conv2d(x, w, padding=1, memory_budget=1000)
+
+
+def test_get_kernel_takes_a_full_kernel_name():
+    assert get_kernel("fft/cpu") is get_kernel("fft", "cpu")
+    with pytest.raises(ValueError, match="no kernel 'fft' for backend 'tpu'"):
+        get_kernel("fft/tpu")
