@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pyperf
 
-from .accuracy import compare, make_inputs
+from .accuracy import compare, make_inputs, typical_output_norm
 from .machine import blas_summary, library_settings, pin_threads
 from .problem import ConvProblem
 from .reference import reference_for
@@ -154,7 +154,7 @@ def validate(kernel, problem, seed, memory_budget, reference_cache=None):
     found["first_call_s"] = time.perf_counter() - start
     y = to_host(y)
     check = compare(y, cached_reference(problem, x, w, seed, "uniform", reference_cache),
-                    kernel.spec.tolerance)
+                    kernel.spec.tolerance, scale=typical_output_norm(problem, x, w))
     found.update(rel_l2=check.rel_l2, max_err=check.max_err)
     if not check.passed:
         found.update(status="FAILED", reason=check.reason)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from convbench import ConvProblem, UnsupportedProblem
-from convbench.accuracy import compare, make_inputs
+from convbench.accuracy import compare, make_inputs, typical_output_norm
 from convbench.reference import reference_for
 
 from .conftest import cpu_kernels
@@ -88,7 +88,8 @@ def check_against_reference(kernel, problem, fill="uniform"):
     y = kernel.prepare(problem, w)(x)
     ref = reference_for(problem, x, w)
     exact = fill == "integer" and kernel.spec.exact_on_integers
-    result = compare(y, ref, kernel.spec.tolerance, exact=exact)
+    result = compare(y, ref, kernel.spec.tolerance, exact=exact,
+                     scale=typical_output_norm(problem, x, w))
     assert result.passed, f"{kernel.name} on {problem}: {result.reason}"
     return result
 
