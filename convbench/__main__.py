@@ -391,12 +391,14 @@ def cmd_list(args):
         layers = (f" ({sum(problem.count for problem in problems)} layers of the network)"
                   if counted else "")
         print(f"  {name:12} {len(problems):4} problems{layers}")
-    print("\nkernels (algorithm/backend):")
+    print("\nkernels (algorithm/backend; tol: the relative L2 error allowed on sums of up to `depth`"
+          "\nterms, C/groups * R * S, and past it grown as the square root of the depth):")
     for kernel in all_kernels():
         reason = kernel.unavailable_reason
         state = "available" if not reason else f"unavailable: {reason}"
         peer = " (peer)" if kernel.spec.peer else ""
-        print(f"  {kernel.name:18} tol {kernel.spec.tolerance:<8.0e} {state}{peer}")
+        print(f"  {kernel.name:18} tol {kernel.spec.tolerance:<6.0e} depth "
+              f"{kernel.spec.tolerance_depth:<6} {state}{peer}")
         if kernel.spec.summary:
             print(f"  {'':18} {kernel.spec.summary}")
     return 0

@@ -154,7 +154,7 @@ def validate(kernel, problem, seed, memory_budget, reference_cache=None):
     found["first_call_s"] = time.perf_counter() - start
     y = to_host(y)
     check = compare(y, cached_reference(problem, x, w, seed, "uniform", reference_cache),
-                    kernel.spec.tolerance, scale=typical_output_norm(problem, x, w))
+                    kernel.tolerance_for(problem), scale=typical_output_norm(problem, x, w))
     found.update(rel_l2=check.rel_l2, max_err=check.max_err)
     if not check.passed:
         found.update(status="FAILED", reason=check.reason)
@@ -163,7 +163,7 @@ def validate(kernel, problem, seed, memory_budget, reference_cache=None):
         xi, wi = make_inputs(problem, seed=seed, fill="integer")
         yi = to_host(kernel.prepare(problem, wi, memory_budget)(to_device(backend, xi)))
         exact = compare(yi, cached_reference(problem, xi, wi, seed, "integer", reference_cache),
-                        kernel.spec.tolerance, exact=True)
+                        kernel.tolerance_for(problem), exact=True)
         if not exact.passed:
             found.update(status="FAILED", reason=f"integer fill: {exact.reason}")
             return found, None, None

@@ -92,7 +92,8 @@ def base_row(problem, kernel, threads=None, hashes=None):
         threads = default_threads()
     row.update(algo=kernel.spec.algo, backend=kernel.spec.backend, peer=kernel.spec.peer,
                threads=threads,
-               tolerance=kernel.spec.tolerance, status="", reason="", rel_l2=None, max_err=None,
+               tolerance=kernel.tolerance_for(problem), status="", reason="", rel_l2=None,
+               max_err=None,
                median_s=None, mad_s=None, stdev_s=None, values=None, samples_s=None,
                process_medians_s=None, loops=None,
                gflops=None,

@@ -97,7 +97,7 @@ def test_gpu_edge_cases(device, name, descriptor):
             kernel.prepare(problem, make_inputs(problem)[1])
         return
     y, ref = run_on_device(device, kernel, problem)
-    result = compare(y, ref, kernel.spec.tolerance)
+    result = compare(y, ref, kernel.tolerance_for(problem))
     assert result.passed, f"{kernel.name} on {problem}: {result.reason}"
 
 
@@ -109,10 +109,11 @@ def test_gpu_random_problems_and_integer_fill(device, name):
         if kernel.supports(problem) is None:
             checked += 1
             y, ref = run_on_device(device, kernel, problem)
-            assert compare(y, ref, kernel.spec.tolerance).passed, f"{kernel.name} on {problem}"
+            tolerance = kernel.tolerance_for(problem)
+            assert compare(y, ref, tolerance).passed, f"{kernel.name} on {problem}"
             y, ref = run_on_device(device, kernel, problem, fill="integer")
             exact = kernel.spec.exact_on_integers
-            result = compare(y, ref, kernel.spec.tolerance, exact=exact)
+            result = compare(y, ref, kernel.tolerance_for(problem), exact=exact)
             assert result.passed, f"{kernel.name} on {problem} (integer fill): {result.reason}"
     assert checked > 0, f"{kernel.name} accepted none of the random problems"
 
@@ -127,7 +128,7 @@ def test_gpu_tiles_and_blocks_at_their_edges(device, name):
         problem = ConvProblem.parse(descriptor)
         if kernel.supports(problem) is None:
             y, ref = run_on_device(device, kernel, problem, seed=3)
-            result = compare(y, ref, kernel.spec.tolerance)
+            result = compare(y, ref, kernel.tolerance_for(problem))
             assert result.passed, f"{kernel.name} on {problem}: {result.reason}"
 
 
@@ -142,7 +143,8 @@ def test_gpu_repeated_calls_are_independent(device, name):
     first = cupy.asnumpy(y1)
     y2 = cupy.asnumpy(run(cupy.asarray(x2)))
     np.testing.assert_array_equal(cupy.asnumpy(y1), first)  # the second call left y1 alone
-    assert compare(y2, reference_for(problem, x2, w), kernel.spec.tolerance).passed
+    tolerance = kernel.tolerance_for(problem)
+    assert compare(y2, reference_for(problem, x2, w), tolerance).passed
 
 
 @pytest.mark.parametrize("name", list(GPU_SPECS))

@@ -88,7 +88,7 @@ def check_against_reference(kernel, problem, fill="uniform"):
     y = kernel.prepare(problem, w)(x)
     ref = reference_for(problem, x, w)
     exact = fill == "integer" and kernel.spec.exact_on_integers
-    result = compare(y, ref, kernel.spec.tolerance, exact=exact,
+    result = compare(y, ref, kernel.tolerance_for(problem), exact=exact,
                      scale=typical_output_norm(problem, x, w))
     assert result.passed, f"{kernel.name} on {problem}: {result.reason}"
     return result
@@ -711,7 +711,8 @@ def test_a_small_problem_runs_on_one_thread_and_a_large_one_on_all(algo, monkeyp
         x, w = make_inputs(problem, seed=4)
         run = kernel.prepare(problem, w)
         assert run.impl.endswith(("one thread", "on 1 thread")), (text, run.impl)
-        assert compare(run(x), reference_for(problem, x, w), kernel.spec.tolerance).passed, text
+        tolerance = kernel.tolerance_for(problem)
+        assert compare(run(x), reference_for(problem, x, w), tolerance).passed, text
         serial_workspace = kernel.impl.workspace_bytes(problem)
         monkeypatch.setattr(_common, "SERIAL_FLOPS", 0)
         monkeypatch.setattr(_common, "SERIAL_DEPTHWISE_BYTES", 0)

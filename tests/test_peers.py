@@ -44,7 +44,8 @@ def test_torch_validates_on_a_tiny_problem_where_installed():
     problem = ConvProblem.parse("g2mb2ic4ih9oc6oh5kh3sh2ph1")
     x, w = make_inputs(problem)
     kernel = get_kernel("torch", "cpu")
-    result = compare(kernel.prepare(problem, w)(x), reference_for(problem, x, w), kernel.spec.tolerance)
+    result = compare(kernel.prepare(problem, w)(x), reference_for(problem, x, w),
+                     kernel.tolerance_for(problem))
     assert result.passed, result.reason
 
 
@@ -52,7 +53,8 @@ def test_scipy_peer_validates_with_stride_dilation_groups():
     problem = ConvProblem.parse("g2mb2ic4ih11iw9oc4oh5ow3kh3sh2sw3ph1dh1")
     x, w = make_inputs(problem)
     kernel = get_kernel("scipy", "cpu")
-    result = compare(kernel.prepare(problem, w)(x), reference_for(problem, x, w), kernel.spec.tolerance)
+    result = compare(kernel.prepare(problem, w)(x), reference_for(problem, x, w),
+                     kernel.tolerance_for(problem))
     assert result.passed, result.reason
 
 
