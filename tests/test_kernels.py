@@ -46,6 +46,8 @@ EDGE_CASES = [
     "mb1ic2ih5iw37oc3oh3ow19kh3sh2ph1",    # wide rows split by stride phase: odd width and
     "mb1ic2ih6iw34oc2oh2ow16kh3sh2",       # ... odd padding, even width and none,
     "mb1ic2ih6iw33oc3oh6ow33kh3ph1",       # ... and Winograd F(2x2)'s 2 x 2 split of a wide row
+    "mb1ic2ih5iw67oc3oh3ow34kh3sh2ph1",    # an odd width of 64 or more split by row pairs,
+    "mb2ic3ih6iw65oc2oh2ow30kh3kw7sh2",    # ... odd padding and none
     "mb1ic3ih4oc2oh2kh5ph1",
     "mb1ic2ih5iw3oc3oh3ow1kh3kw3",
     "mb1ic1ih1oc1oh1kh1",
