@@ -317,3 +317,20 @@ def test_history_says_which_steps_ran_changed_kernel_code(tmp_path):
     assert "| `02_compare_slower.json` | 0202020202 | 1 | 0 | 1 slower, 0 faster | same |" in text
     assert "smoke:3x3_odd direct/cpu: slower (x1.24), kernel code changed" in text
     assert "smoke:5x5 direct/cpu: faster" in text and "same kernel code" in text
+
+
+def test_errors_figure_draws_the_tolerance_and_the_grown_one(monkeypatch, tmp_path):
+    import pandas as pd
+
+    from convbench import report
+
+    drawn = []
+    monkeypatch.setattr(report, "_save", lambda fig, path: drawn.append(fig))
+    frame = pd.DataFrame({"algo": ["direct", "direct", "im2col"], "status": ["PASSED"] * 3,
+                          "rel_l2": [1e-6, 4e-6, 3e-7], "tolerance": [3e-6, 1.2e-5, 2e-6]})
+    report._figure_errors(frame, "m", tmp_path / "e.png")
+    from matplotlib.collections import LineCollection
+    bars = [collection for collection in drawn[0].axes[0].collections
+            if isinstance(collection, LineCollection)]
+    levels = sorted(float(bar.get_segments()[0][0][1]) for bar in bars)
+    assert levels == pytest.approx([2e-6, 3e-6, 1.2e-5])
