@@ -44,6 +44,53 @@ def parse_threads(text):
     return sorted(counts)
 
 
+def _seed(text):
+    """``--seed``: a whole number from 0 (numpy's generators take no negative seed)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number from 0, got {text!r}")
+    return value
+
+
+def _number_over(low, inclusive, what):
+    """An argparse type: a number above ``low`` (or equal, with ``inclusive``), NaN refused."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not (value >= low if inclusive else value > low):
+            raise argparse.ArgumentTypeError(f"{what}, got {text!r}")
+        return value
+    return parse
+
+
+_positive_seconds = _number_over(0, False, "seconds must be a number above 0")
+_non_negative = _number_over(0, True, "must be a number from 0")
+
+
+def _probability(text):
+    """``--alpha``: a probability strictly between 0 and 1."""
+    value = _number_over(0, False, "must be a number between 0 and 1")(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1, got {text!r}")
+    return value
+
+
+def _thread_count(text):
+    """``ab``/``bisect`` ``--threads``: one count, from 1 to the cores this process may use."""
+    try:
+        counts = parse_threads(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("--threads ")) from None
+    if len(counts) != 1:
+        raise argparse.ArgumentTypeError(f"one count here, got {text!r}")
+    return counts[0]
+
+
 def _fmt(value, spec):
     return "" if value is None or value != value else format(value, spec)
 
@@ -856,18 +903,18 @@ def _add_ab_arguments(parser):
                         help="worker pairs per case (default 6; quick 3)")
     parser.add_argument("--rounds", type=int,
                         help="timed values per side and pair (default 6; quick 4)")
-    parser.add_argument("--min-time", type=float,
+    parser.add_argument("--min-time", type=_positive_seconds,
                         help="seconds one value lasts at least (default 0.05; quick 0.02)")
     parser.add_argument("--quick", action="store_true", help="fewer processes and rounds")
-    parser.add_argument("--min-change", type=float, default=0.05,
+    parser.add_argument("--min-change", type=_non_negative, default=0.05,
                         help="smallest relative change that can count (default 0.05)")
-    parser.add_argument("--alpha", type=float, default=0.05,
+    parser.add_argument("--alpha", type=_probability, default=0.05,
                         help="1 - confidence level of the ratio's interval (default 0.05)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=_seed, default=0)
     parser.add_argument("--memory-budget", help="e.g. 4G; default half the memory available now")
-    parser.add_argument("--case-timeout", type=float, default=DEFAULT_CASE_TIMEOUT,
+    parser.add_argument("--case-timeout", type=_positive_seconds, default=DEFAULT_CASE_TIMEOUT,
                         help="seconds one case (both versions) may take")
-    parser.add_argument("--threads", type=int,
+    parser.add_argument("--threads", type=_thread_count,
                         help="pin both versions to this many CPUs and threads (1 is far less noisy "
                              "on a shared machine, but cannot see a change in parallel scaling)")
 
@@ -890,10 +937,10 @@ def build_parser():
     run.add_argument("--mode", choices=sorted(MODES), default="default", help="timing effort")
     run.add_argument("--quick", action="store_true", help="same as --mode quick")
     run.add_argument("--rigorous", action="store_true", help="same as --mode rigorous")
-    run.add_argument("--seed", type=int, default=0, help="seed of the input fills")
+    run.add_argument("--seed", type=_seed, default=0, help="seed of the input fills")
     run.add_argument("--memory-budget", help="e.g. 4G; default half the memory available now")
     run.add_argument("--workspace-limit", metavar="SIZE", help=WORKSPACE_LIMIT_HELP)
-    run.add_argument("--case-timeout", type=float, default=DEFAULT_CASE_TIMEOUT,
+    run.add_argument("--case-timeout", type=_positive_seconds, default=DEFAULT_CASE_TIMEOUT,
                      help="seconds one case may take before it is killed (TIMEOUT row)")
     run.add_argument("--resume", type=Path,
                      help="continue this interrupted results file with its own options")
@@ -927,10 +974,10 @@ def build_parser():
     find.add_argument("--mb", type=int, help="rescale every problem to this batch size")
     find.add_argument("--mode", choices=sorted(MODES), default="default", help="timing effort")
     find.add_argument("--quick", action="store_true", help="same as --mode quick")
-    find.add_argument("--seed", type=int, default=0, help="seed of the input fills")
+    find.add_argument("--seed", type=_seed, default=0, help="seed of the input fills")
     find.add_argument("--memory-budget", help="e.g. 4G; default half the memory available now")
     find.add_argument("--workspace-limit", metavar="SIZE", help=WORKSPACE_LIMIT_HELP)
-    find.add_argument("--case-timeout", type=float, default=DEFAULT_CASE_TIMEOUT,
+    find.add_argument("--case-timeout", type=_positive_seconds, default=DEFAULT_CASE_TIMEOUT,
                       help="seconds one case may take before it is killed (TIMEOUT row)")
     find.add_argument("--threads", metavar="N[,N...]",
                       help="CPU kernels once per count, e.g. 1,2: each case pinned to that many "
@@ -957,11 +1004,11 @@ def build_parser():
     compare.add_argument("new", type=Path, nargs="?", help="results file of the new run")
     compare.add_argument("--root", type=Path, default=DEFAULT_RESULTS_DIR,
                          help="results root searched when no files are named")
-    compare.add_argument("--min-change", type=float, default=0.10,
+    compare.add_argument("--min-change", type=_non_negative, default=0.10,
                          help="smallest relative change that can count (default 0.10)")
-    compare.add_argument("--alpha", type=float, default=0.01,
+    compare.add_argument("--alpha", type=_probability, default=0.01,
                          help="significance level of the Mann-Whitney U test (default 0.01)")
-    compare.add_argument("--noise-factor", type=float, default=2.0,
+    compare.add_argument("--noise-factor", type=_non_negative, default=2.0,
                          help="changes within this many relative MADs are noise (default 2)")
     compare.add_argument("--markdown", action="store_true", help="Markdown table for a pull request")
     compare.add_argument("--all", action="store_true",

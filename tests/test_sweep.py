@@ -120,6 +120,30 @@ def test_bad_names_exit_2_listing_valid_ones(tmp_path, args, message):
     assert message in proc.stderr
 
 
+# Before they were checked, a negative seed failed every case with numpy's traceback (and in ab,
+# both sides alike, so its verdict was "no significant slowdown"), a negative case timeout made
+# every case a TIMEOUT, and ab and compare took an alpha of 2 or 0 and a negative minimum change.
+@pytest.mark.parametrize("command, args, message", [
+    ("run", ["--seed", "-1"], "argument --seed: a seed is a whole number from 0, got '-1'"),
+    ("run", ["--case-timeout", "-5"], "argument --case-timeout: seconds must be a number above 0"),
+    ("find", ["smoke", "--seed", "1.5"], "argument --seed: a seed is a whole number from 0"),
+    ("find", ["smoke", "--case-timeout", "nan"], "argument --case-timeout: seconds must be"),
+    ("ab", ["--seed", "-3"], "argument --seed: a seed is a whole number from 0, got '-3'"),
+    ("ab", ["--alpha", "2"], "argument --alpha: must be a number between 0 and 1, got '2'"),
+    ("ab", ["--min-change", "-1"], "argument --min-change: must be a number from 0, got '-1'"),
+    ("ab", ["--min-time", "0"], "argument --min-time: seconds must be a number above 0, got '0'"),
+    ("ab", ["--threads", "0"], "argument --threads: 0: this process may use"),
+    ("ab", ["--threads", "1,2"], "argument --threads: one count here, got '1,2'"),
+    ("bisect", ["--good", "HEAD", "--alpha", "0"], "argument --alpha: must be a number between"),
+    ("compare", ["a.json", "b.json", "--alpha", "1"], "argument --alpha: must be a number between"),
+    ("compare", ["a.json", "b.json", "--noise-factor=-2"], "argument --noise-factor: must be a"),
+])
+def test_bad_numbers_exit_2_naming_the_option(command, args, message):
+    proc = run_cli(command, *args)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+
+
 def test_list_shows_sets_and_kernels():
     proc = run_cli("list")
     assert proc.returncode == 0
