@@ -256,6 +256,14 @@ def cmd_run(args):
     except ValueError as error:
         print(f"convbench run: {error}", file=sys.stderr)
         return EXIT_USAGE
+    for flag, folder in (("--out", args.out), ("--report", args.report)):
+        # made now, so a folder that cannot be is named before the sweep, not after it
+        if folder is not None:
+            try:
+                Path(folder).mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                print(f"convbench run: {flag} {folder}: {error.strerror or error}", file=sys.stderr)
+                return EXIT_USAGE
     options = SweepOptions(shapes=args.shapes, algos=_names(args.algo), backends=backends_,
                            mb=args.mb, mode=mode, seed=args.seed, memory_budget=budget,
                            workspace_limit=args.limit, case_timeout=args.case_timeout,
@@ -1092,6 +1100,10 @@ def main(argv=None):
     except BrokenPipeError:   # output piped into head or less, which quit: no traceback
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except OSError as error:  # a file or folder it cannot write (or read): named, no traceback
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"convbench {args.command}: {where}{error.strerror or error}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,8 @@ from convbench.problem import ConvProblem
 from convbench.registry import select
 from convbench.results import load_results, read_document
 from convbench.shapes import load_shapes
+
+DATA_DIR = Path(__file__).parent / "data"
 
 pytestmark = pytest.mark.sweep
 
@@ -366,3 +369,22 @@ def test_match_runs_only_the_chosen_problems_and_resume_keeps_the_choice(tmp_pat
     assert proc.returncode == 0, proc.stderr
     assert [row["name"] for row in read_document(path)["rows"]] == ["smoke:3x3_stride2",
                                                                     "smoke:5x5"]
+
+
+@pytest.mark.parametrize("command, args", [
+    ("run", ["--shapes", "smoke", "--check-only", "--out", "{blocked}"]),
+    ("run", ["--shapes", "smoke", "--check-only", "--out", "{tmp}", "--report", "{blocked}"]),
+    ("report", ["--out", "{blocked}", "{results}"]),
+    ("history", ["--out", "{blocked}", "{results}"]),
+    ("export", ["{results}", "--csv", "{blocked}/rows.csv"]),
+])
+def test_a_folder_it_cannot_write_exits_2_naming_it_before_any_work(tmp_path, command, args):
+    (tmp_path / "file").write_text("a file, not a folder")
+    blocked = tmp_path / "file" / "out"
+    results = DATA_DIR / "compare_base.json"
+    proc = run_cli(command, *[arg.format(blocked=blocked, tmp=tmp_path, results=results)
+                              for arg in args])
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and str(tmp_path / "file") in proc.stderr
+    assert f"convbench {command}: " in proc.stderr
+    assert not list(tmp_path.glob("*/*.json"))   # the sweep did not start
