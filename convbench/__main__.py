@@ -202,11 +202,33 @@ def failures_text(path):
     return "\n".join(lines)
 
 
+def _resume_refusal(command, path, document):
+    """Why the interrupted run in ``path`` cannot go on here (it was made on another machine),
+    else None; a changed environment on the same machine is named on stderr and it goes on."""
+    from .machine import environment_changes, fingerprint, machine_id
+
+    recorded = document.get("machine") or {}
+    made_on, here = recorded.get("machine_id"), machine_id()
+    if made_on and made_on != here:
+        return (f"{path} was made on {made_on}, and this machine is {here}: its cases would mix "
+                f"two machines' timings. Resume it on {made_on}, or start a new run here")
+    changes = environment_changes(recorded, fingerprint())
+    if changes:
+        print(f"convbench {command}: resuming in a changed environment ({'; '.join(changes)}): the "
+              f"cases timed from here on run in this one", file=sys.stderr)
+    return None
+
+
 def _resume_options(args):
-    """With --resume, the interrupted run's own options replace the command line's."""
+    """With --resume, the interrupted run's own options replace the command line's. Returns why
+    the file cannot be resumed here (:func:`_resume_refusal`), else None."""
     from .results import read_document
 
-    stored = read_document(args.resume)["options"]
+    document = read_document(args.resume)
+    refused = _resume_refusal("run", args.resume, document)
+    if refused:
+        return refused
+    stored = document["options"]
     args.shapes, args.mb, args.seed = stored["shapes"], stored["mb"], stored["seed"]
     args.algo, args.backend = ",".join(stored["algos"]), ",".join(stored["backends"])
     args.quick = args.rigorous = False
@@ -249,7 +271,10 @@ def cmd_run(args):
               "again)", file=sys.stderr)
         return EXIT_USAGE
     if args.resume:
-        _resume_options(args)
+        refused = _resume_options(args)
+        if refused:
+            print(f"convbench run: {refused}", file=sys.stderr)
+            return EXIT_USAGE
     mode = "quick" if args.quick else "rigorous" if args.rigorous else args.mode
     try:
         problems, backends_, kernels, budget = _selection([args.shapes], args)
@@ -634,6 +659,9 @@ def cmd_ab(args):
     try:
         if args.resume:  # the interrupted comparison's own selection, trees and settings
             previous = read_ab(args.resume)
+            refused = _resume_refusal("ab", args.resume, previous)
+            if refused:
+                raise ABError(refused)
             stored = previous["options"]
             args.shapes, args.mb = stored["shapes"], stored["mb"]
             args.algo, args.backend = stored["algo"], ",".join(stored["backends"])

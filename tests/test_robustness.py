@@ -151,6 +151,47 @@ def test_interrupted_sweep_resumes_without_redoing_cases(tmp_path):
     assert sorted(cases) == sorted(fresh)
 
 
+def test_resume_refuses_a_file_of_another_machine_and_names_a_changed_environment(tmp_path):
+    made = subprocess.run([sys.executable, "-m", "convbench", "run", "--shapes", "smoke",
+                           "--match", "3x3_odd", "--algo", "direct", "--check-only", "--out",
+                           str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert made.returncode == 0, made.stderr
+    path = results_in(tmp_path)[0]
+    document = read_document(path)
+    here = document["machine"]["machine_id"]
+
+    elsewhere = dict(document, complete=False, rows=[])
+    elsewhere["machine"] = dict(document["machine"], machine_id="elsewhere-64c")
+    path.write_text(json.dumps(elsewhere))
+    before = path.read_text()
+    refused = subprocess.run([sys.executable, "-m", "convbench", "run", "--resume", str(path)],
+                             capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 2
+    assert f"was made on elsewhere-64c, and this machine is {here}" in refused.stderr
+    assert path.read_text() == before          # nothing run, nothing written
+
+    changed = dict(document, complete=False, rows=[])
+    versions = dict(document["machine"]["versions"], numpy="0.0.1")
+    changed["machine"] = dict(document["machine"], versions=versions)
+    path.write_text(json.dumps(changed))
+    resumed = subprocess.run([sys.executable, "-m", "convbench", "run", "--resume", str(path)],
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming in a changed environment (numpy: 0.0.1 -> " in resumed.stderr
+    assert [row["status"] for row in read_document(path)["rows"]] == ["PASSED"]
+
+    from convbench.ab import AB_KIND, AB_VERSION
+    ab_file = tmp_path / "ab.json"
+    ab_file.write_text(json.dumps({
+        "kind": AB_KIND, "version": AB_VERSION, "machine": elsewhere["machine"], "cases": [],
+        "options": {"shapes": "smoke", "mb": None, "algo": "direct", "backends": ["cpu"]},
+        "trees": {}, "settings": {}}))
+    refused = subprocess.run([sys.executable, "-m", "convbench", "ab", "--resume", str(ab_file)],
+                             capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 2
+    assert "convbench ab: " in refused.stderr and "was made on elsewhere-64c" in refused.stderr
+
+
 def test_memory_budget_skips_with_figures(tmp_path):
     shapes = tmp_path / "mixed.txt"
     shapes.write_text('mb1ic64ih224oc64oh224kh3ph1n"vgg16:conv1_2"\nmb1ic3ih9oc4oh9kh3ph1n"tiny"\n')
