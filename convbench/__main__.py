@@ -471,8 +471,8 @@ def cmd_list(args):
         layers = (f" ({sum(problem.count for problem in problems)} layers of the network)"
                   if counted else "")
         print(f"  {name:12} {len(problems):4} problems{layers}")
-    print("\nkernels (algorithm/backend; tol: the relative L2 error allowed on sums of up to `depth`"
-          "\nterms, C/groups * R * S, and past it grown as the square root of the depth):")
+    print("\nkernels (algorithm/backend; tol: the relative L2 error allowed on sums of up to"
+          "\n`depth` terms, C/groups * R * S, and past it grown as the square root of the depth):")
     for kernel in all_kernels():
         reason = kernel.unavailable_reason
         state = "available" if not reason else f"unavailable: {reason}"

@@ -53,13 +53,13 @@ class KernelSpec:
 # A sum of n float32 products with random signs, added one after another, is off by about
 # u * sqrt(n) of its size (u = 2**-24): each addition rounds at the size of the partial sum so far,
 # about sqrt(i) terms' worth. Past the deepest sum its tolerance was measured on, a kernel's
-# tolerance grows the same way. Measured on the AMD CI machine (``--check-only``, uniform fill, batch 1, 32
-# output channels, the largest of three seeds): direct's error went 4.2e-7, 1.2e-6, 2.3e-6, 3.3e-6
-# at 64, 512, 2048 and 4096 channels of 3x3 (576 to 36 864 terms), F(4x4,3x3)'s 1.8e-6, 4.1e-6,
-# 8.3e-6, 1.5e-5; im2col's, whose BLAS adds blocks of the sum, stayed at 3-4e-7. 4608 terms is
-# ResNet-50's and VGG-16's deepest 3x3 layer (512 channels), the deepest of the sets most rows below
-# were measured on: with a fixed tolerance, direct failed 6 of 3000 random problems of 29 000-36 000
-# terms (11x11 filters on about 250 channels) by up to 1.1x.
+# tolerance grows the same way. Measured on the AMD CI machine (validated as a run does, uniform
+# fill, batch 1, 32 output channels, the largest of three seeds): direct's error went 4.2e-7,
+# 1.2e-6, 2.3e-6, 3.3e-6 at 64, 512, 2048 and 4096 channels of 3x3 (576 to 36 864 terms),
+# F(4x4,3x3)'s 1.8e-6, 4.1e-6, 8.3e-6, 1.5e-5; im2col's, whose BLAS adds blocks of the sum, stayed
+# at 3-4e-7. 4608 terms is ResNet-50's and VGG-16's deepest 3x3 layer (512 channels), the deepest
+# of the sets most rows below were measured on: with a fixed tolerance, direct failed 6 of 3000
+# random problems of 29 000-36 000 terms (11x11 filters on about 250 channels) by up to 1.1x.
 
 
 # Tolerances: relative L2 error allowed on uniform [-1, 1] inputs. Each is a ceiling set a few times
