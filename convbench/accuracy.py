@@ -28,7 +28,7 @@ def make_inputs(problem, seed=0, fill="uniform"):
         x = rng.uniform(-1.0, 1.0, size=problem.input_shape).astype(np.float32)
         w = rng.uniform(-1.0, 1.0, size=problem.weight_shape).astype(np.float32)
     elif fill == "integer":
-        terms = (problem.c // problem.groups) * problem.r * problem.s
+        terms = problem.terms_per_output
         # Largest magnitude m with terms * m * m < 2**24, capped at 4: every sum stays exact.
         bound = int(min(4, max(1, np.sqrt((_FLOAT32_EXACT - 1) / terms))))
         x = rng.integers(-bound, bound + 1, size=problem.input_shape).astype(np.float32)
@@ -55,7 +55,7 @@ def typical_output_norm(problem, x, w):
     of mean zero its typical size is ``sqrt(terms) * rms(x) * rms(w)``. ``compare`` measures the
     error against this where the reference is zero everywhere.
     """
-    terms = (problem.c // problem.groups) * problem.r * problem.s
+    terms = problem.terms_per_output
     rms_x = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
     rms_w = float(np.sqrt(np.mean(np.square(w, dtype=np.float64)))) if w.size else 0.0
     return float(np.sqrt(np.prod(problem.output_shape) * terms)) * rms_x * rms_w

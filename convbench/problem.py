@@ -163,12 +163,17 @@ class ConvProblem:
         Every algorithm's GFLOP/s is quoted against this count, as benchdnn and cuDNN users do, so an
         algorithm that does less arithmetic (Winograd, FFT) shows an *effective* rate above the machine's.
         """
-        return 2 * self.n * self.k * self.p * self.q * (self.c // self.groups) * self.r * self.s
+        return 2 * self.n * self.k * self.p * self.q * self.terms_per_output
+
+    @property
+    def terms_per_output(self) -> int:
+        """Products summed into each output, (C/groups)*R*S: the depth of its sum."""
+        return (self.c // self.groups) * self.r * self.s
 
     @property
     def params(self) -> int:
         """Learnable parameters of the layer: weights plus one bias per output channel."""
-        return self.k * (self.c // self.groups) * self.r * self.s + self.k
+        return self.k * self.terms_per_output + self.k
 
     def bytes_float32(self) -> int:
         """Memory of input, weights and output in float32."""

@@ -243,7 +243,7 @@ class Kernel:
     def tolerance_for(self, problem) -> float:
         """The relative L2 error allowed on ``problem``: the registry's tolerance, grown as the
         square root of the sum's depth (C/groups * R * S) past the deepest it was measured on."""
-        depth = (problem.c // problem.groups) * problem.r * problem.s
+        depth = problem.terms_per_output
         return self.spec.tolerance * max(1.0, (depth / self.spec.tolerance_depth) ** 0.5)
 
     def memory_needed(self, problem) -> int:
