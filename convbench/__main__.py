@@ -1064,7 +1064,8 @@ def build_parser():
                          "uncommitted changes (default)")
     _add_ab_arguments(ab)
     ab.add_argument("--changed-only", action="store_true",
-                    help="only kernels whose source differs between the two versions")
+                    help="only kernels whose code differs between the two versions (the code "
+                         "each reaches: comments and helpers it does not call do not count)")
     ab.add_argument("--out", type=Path, help="JSON file for the comparison (default "
                                              "results/<machine-id>/ab/<time>.json)")
     ab.add_argument("--resume", type=Path, metavar="FILE",

@@ -39,14 +39,13 @@ identical bit for bit: what a change meant only to be faster should show.
 
 The two trees: the working tree of this checkout (uncommitted changes included) and any commit,
 whose ``kernels/`` is extracted with ``git archive`` into a cache directory named by its hash (numba
-compiles it there once). Cases whose kernel code is identical in both trees (comments and docstrings
-aside: :func:`convbench.machine.code_text`) are timed too, as
-an A/A control inside the same run, unless ``changed_only`` is set.
+compiles it there once). Cases whose kernel code is identical in both trees (the code each kernel
+reaches, :mod:`convbench.reach`: a change to a helper it does not call, or to a comment, leaves it
+identical) are timed too, as an A/A control inside the same run, unless ``changed_only`` is set.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import math
@@ -64,8 +63,9 @@ from pathlib import Path
 import numpy as np
 
 from ._ab_worker import PREFIX
-from .machine import (BUSY_WARNING_PCT, CpuShare, busy_text, code_text, fingerprint, is_busy,
+from .machine import (BUSY_WARNING_PCT, CpuShare, busy_text, fingerprint, is_busy,
                       peer_environment, taken_by_others_pct, thread_environment)
+from .reach import module_root, reach_hash
 from .timing import loops_for
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -178,18 +178,13 @@ def resolve_tree(rev, repo=PROJECT_ROOT, root=None):
 
 
 def source_digest(kernel, tree, repo=PROJECT_ROOT):
-    """Hash of the code of the kernel's source files (as found in this checkout) read from
-    ``tree``, comments and docstrings left out (:func:`convbench.machine.code_text`); None when one
-    of them is missing there."""
-    digest = hashlib.sha256()
-    for path in kernel.source_files():
-        relative = Path(path).resolve().relative_to(Path(repo).resolve())
-        candidate = Path(tree.path) / relative
-        if not candidate.is_file():
-            return None
-        digest.update(str(relative).encode() + b"\0"
-                      + code_text(candidate.read_text(encoding="utf-8")).encode())
-    return digest.hexdigest()[:16]
+    """Hash of the code the kernel reaches (:mod:`convbench.reach`: its object, and what that
+    uses in the modules of ``kernels/``, comments and docstrings left out) as ``tree`` has it;
+    None when its module is missing there. ``repo``: this checkout, which ``tree`` is a version
+    of; the kernel's package sits at the same place in both."""
+    package_root = module_root(kernel.spec.target.partition(":")[0])
+    relative = package_root.resolve().relative_to(Path(repo).resolve())
+    return reach_hash(kernel.spec.target, Path(tree.path) / relative, length=16)
 
 
 class Worker:

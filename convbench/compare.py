@@ -20,7 +20,7 @@ faster or slower than the next one of the same code, with every worker of one ru
 of the other; no statistic inside two runs can tell that from a real change. Given earlier runs
 (``history``: ``compare --history``, and the committed runs of the machine after ``make bench``), a
 case's floor is raised to the largest change seen between two earlier runs of identical code: the same
-case, the same kernel code as the base (:func:`code_identity`), the same timing mode, at least
+case, the same kernel code as the base (:func:`code_identities`), the same timing mode, at least
 ``HISTORY_MIN_RUNS`` runs. A change must exceed that too.
 
 Besides timing, the comparison lists cases present on one side only, cases whose kernel code
@@ -73,15 +73,21 @@ def _relative_mad(values):
     return float(np.median(np.abs(values - median)) / median) if median else 0.0
 
 
+CODE_FIELDS = ("reach_hash", "code_hash", "source_hash")   # the narrowest first
+
+
+def code_identities(row):
+    """Every name a row gives its kernel's code, the narrowest first: the hash of the code the
+    kernel reaches (:mod:`convbench.reach`), of its files' code (comments and docstrings left out),
+    of their text. Older rows lack the first, or the first two."""
+    return [f"{field}:{row.get(field)}" for field in CODE_FIELDS
+            if isinstance(row.get(field), str) and row.get(field)]
+
+
 def code_identity(row):
-    """What names a row's kernel code: its code hash (comments and docstrings left out) where the
-    row has one, else the hash of its source text (rows written before code hashes); None if
-    neither was recorded."""
-    for field in ("code_hash", "source_hash"):
-        value = row.get(field)
-        if isinstance(value, str) and value:
-            return f"{field}:{value}"
-    return None
+    """The narrowest name of a row's kernel code (:func:`code_identities`); None if it has none."""
+    identities = code_identities(row)
+    return identities[0] if identities else None
 
 
 def same_environment_runs(base_path, paths):
@@ -96,33 +102,39 @@ def same_environment_runs(base_path, paths):
 
 
 def code_of_sources(*frames):
-    """{source hash: code hash} from the rows that record both: identical source text is identical
-    code, so a row written before code hashes can take the code hash of a later row with the same
-    source hash (:func:`with_code_hashes`)."""
+    """{source hash: {field: hash}} for the code and reach hashes of rows that record them beside
+    their source hash: identical text of the same files is identical code, so a row written before
+    either hash can take it from a later row with the same source hash (:func:`with_code_hashes`).
+    The files of the source hash hold all the code the reach hash reads."""
     known = {}
     for frame in frames:
-        if frame is None or not len(frame) or "code_hash" not in frame:
+        if frame is None or not len(frame) or "source_hash" not in frame:
             continue
-        for source, code in zip(frame["source_hash"], frame["code_hash"]):
-            if isinstance(source, str) and source and isinstance(code, str) and code:
-                known[source] = code
+        for field in CODE_FIELDS[:-1]:
+            if field not in frame:
+                continue
+            for source, code in zip(frame["source_hash"], frame[field]):
+                if isinstance(source, str) and source and isinstance(code, str) and code:
+                    known.setdefault(source, {})[field] = code
     return known
 
 
 def with_code_hashes(frame, known):
-    """``frame`` with the code hash filled in from ``known`` where a row lacks one."""
+    """``frame`` with its code and reach hashes filled in from ``known`` where a row lacks them."""
     if not len(frame) or not known:
         return frame
-    codes = frame["code_hash"] if "code_hash" in frame else [None] * len(frame)
-    return frame.assign(code_hash=[
-        code if isinstance(code, str) and code else known.get(source)
-        for code, source in zip(codes, frame["source_hash"])])
+    filled = {}
+    for field in CODE_FIELDS[:-1]:
+        codes = frame[field] if field in frame else [None] * len(frame)
+        filled[field] = [code if isinstance(code, str) and code else known.get(source, {}).get(field)
+                         for code, source in zip(codes, frame["source_hash"])]
+    return frame.assign(**filled)
 
 
 def code_changed(base_row, new_row):
-    """Whether two rows ran different kernel code: their code hashes differ where both have one,
-    else their source hashes; False when that cannot be told."""
-    for field in ("code_hash", "source_hash"):
+    """Whether two rows ran different kernel code: their narrowest hashes that both record differ
+    (:data:`CODE_FIELDS`); False when that cannot be told."""
+    for field in CODE_FIELDS:
         base, new = base_row.get(field), new_row.get(field)
         if isinstance(base, str) and base and isinstance(new, str) and new:
             return base != new
@@ -131,7 +143,9 @@ def code_changed(base_row, new_row):
 
 def history_spreads(history):
     """{(descriptor, algo, backend, threads, code identity, mode): (spread, runs)} from earlier
-    runs (the identity: :func:`code_identity`).
+    runs, under each name a row gives its code (:func:`code_identities`): rows with the same
+    reach hash ran the same code even where a file they import changed elsewhere, and rows from
+    before reach hashes still share their code hash with the runs after.
 
     ``spread`` is the largest relative change between the medians of two runs of identical code:
     max / min - 1 over the PASSED rows of at least ``HISTORY_MIN_RUNS`` distinct files. Rows timed
@@ -140,10 +154,11 @@ def history_spreads(history):
     """
     if history is None or len(history) == 0:
         return {}
-    history = history.assign(code=[code_identity(row) for _, row in history.iterrows()],
+    history = history.assign(code=[code_identities(row) for _, row in history.iterrows()],
                              busy=[busy_row(row) for _, row in history.iterrows()])
     passed = history[(history["status"] == "PASSED") & history["median_s"].notna()
-                     & history["code"].notna() & ~history["busy"]]
+                     & ~history["busy"]].explode("code")        # a row under each of its names
+    passed = passed[passed["code"].notna()]
     spreads = {}
     for key, group in passed.groupby(KEY + ["code", "mode"], dropna=False):
         medians = group.groupby("file")["median_s"].first().astype(float)
@@ -260,8 +275,9 @@ def compare_frames(base, new, thresholds=Thresholds(), history=None):
                 taken = [pct for pct in (taken_by_others_pct(b), taken_by_others_pct(n))
                          if pct is not None]
                 out["busy_pct"] = max(taken) if taken else None
-                drift = drifts.get(tuple(row[key] for key in KEY)
-                                   + (code_identity(b), b.get("mode")))
+                drift = next((drifts[key] for key in (
+                    tuple(row[k] for k in KEY) + (code, b.get("mode"))
+                    for code in code_identities(b)) if key in drifts), None)
                 verdict, ratio, p_value, why = timing_verdict(b, n, thresholds, drift)
                 out.update(verdict=verdict, ratio=ratio, p_value=p_value, why=why)
             else:

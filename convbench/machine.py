@@ -493,27 +493,35 @@ def source_hash(paths) -> str:
     return digest.hexdigest()[:12]
 
 
-def code_text(source: str) -> str:
-    """Python source as the interpreter runs it: comments, blank lines and layout dropped, and
-    every statement that is a lone string (docstrings, and any other, which does nothing) left out:
-    ``ast.unparse`` of what remains. Text that does not parse comes back as it is."""
+def strip_prose(tree):
+    """``tree`` (an ``ast`` tree, changed in place) without the statements that are a lone string:
+    docstrings, and any other, which does nothing. A body left empty gets a ``pass``."""
     import ast
 
     def prose(statement):
         return (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant)
                 and isinstance(statement.value.value, str))
 
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return source
     for node in ast.walk(tree):
         for name in ("body", "orelse", "finalbody"):
             statements = getattr(node, name, None)
             if isinstance(statements, list) and any(prose(s) for s in statements):
                 kept = [s for s in statements if not prose(s)]
                 setattr(node, name, kept or ([ast.Pass()] if name == "body" else []))
-    return ast.unparse(tree)
+    return tree
+
+
+def code_text(source: str) -> str:
+    """Python source as the interpreter runs it: comments, blank lines and layout dropped, and
+    every statement that is a lone string left out (:func:`strip_prose`): ``ast.unparse`` of what
+    remains. Text that does not parse comes back as it is."""
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return source
+    return ast.unparse(strip_prose(tree))
 
 
 def code_hash(paths) -> str:

@@ -27,6 +27,7 @@ ROW_FIELDS = (
     "rel_l2", "max_err", "tolerance",
     "median_s", "mad_s", "stdev_s", "values", "loops", "gflops", "sgemm_fraction",
     "workspace_bytes", "impl", "prepare_s", "first_call_s", "source_hash", "code_hash",
+    "reach_hash",
     "n", "c", "h", "w", "k", "r", "s", "stride_h", "stride_w", "pad_h", "pad_w",
     "dilation_h", "dilation_w", "groups", "flops", "count", "case_wall_s", "busy_other_pct", "steal_pct",
     "samples_s", "process_medians_s", "stages_s", "threads_seen", "unavailable",

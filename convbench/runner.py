@@ -27,6 +27,7 @@ from .ceilings import ceilings as machine_ceilings
 from .machine import (CpuShare, code_hash, default_threads, fingerprint, git_state, machine_id,
                       peer_environment, source_hash, thread_environment)
 from .memory import default_budget, format_bytes
+from .reach import reach_hash
 from .reference import reference_bytes
 from .results import (PYPERF_SUFFIX, SCHEMA_VERSION, read_document, unrecorded_threads,
                       write_atomic)
@@ -74,13 +75,15 @@ def problem_fields(problem):
 
 
 def kernel_hashes(kernel):
-    """``source_hash`` and ``code_hash`` of a kernel's source files (None each where they cannot
-    be read). Once per kernel and sweep: the code hash parses every file, tens of ms a kernel."""
+    """``source_hash`` and ``code_hash`` of a kernel's source files, and ``reach_hash`` of the code
+    it reaches in them (:mod:`convbench.reach`); None each where they cannot be read. Once per
+    kernel and sweep: the code hashes parse every file, tens of ms a kernel."""
     try:
         files = kernel.source_files()
-        return {"source_hash": source_hash(files), "code_hash": code_hash(files)}
-    except (OSError, UnicodeDecodeError):
-        return {"source_hash": None, "code_hash": None}
+        return {"source_hash": source_hash(files), "code_hash": code_hash(files),
+                "reach_hash": reach_hash(kernel.spec.target)}
+    except (OSError, UnicodeDecodeError, SyntaxError, ImportError):
+        return {"source_hash": None, "code_hash": None, "reach_hash": None}
 
 
 def base_row(problem, kernel, threads=None, hashes=None):

@@ -324,10 +324,12 @@ def test_cli_names_a_bad_revision():
     assert proc.returncode == 2 and "no-such-rev-xyz" in proc.stderr
 
 
-def test_a_comment_or_docstring_edit_leaves_the_kernel_the_same_code(tmp_path):
+def test_a_comment_docstring_or_unused_name_leaves_the_kernel_the_same_code(tmp_path):
     kernel = get_kernel("direct", "cpu")
     base = _kernel_tree(tmp_path, "base")
     commented = _kernel_tree(tmp_path, "commented", '\n# a note on the kernel\n"""More prose."""\n')
-    changed = _kernel_tree(tmp_path, "changed", "\nK_BLOCK = 4\n")
+    unused = _kernel_tree(tmp_path, "unused", "\nK_BLOCK = 4\n")     # nothing reads K_BLOCK
+    changed = _kernel_tree(tmp_path, "changed", "\nTASKS_PER_THREAD = 2\n")  # _direct's split
     assert ab.source_digest(kernel, base) == ab.source_digest(kernel, commented)
+    assert ab.source_digest(kernel, base) == ab.source_digest(kernel, unused)
     assert ab.source_digest(kernel, base) != ab.source_digest(kernel, changed)

@@ -29,18 +29,19 @@ def _append(root, text, message, path="kernels/cpu/direct.py"):
 @pytest.fixture(scope="module")
 def history(tmp_path_factory):
     """good, then: a code change that costs nothing, a change outside kernels/, the slowdown, a
-    comment (not a code change), another free code change (bad = HEAD)."""
+    comment and a name the kernel never reads (no change to its code), another free code change
+    (bad = HEAD)."""
     root = tmp_path_factory.mktemp("history") / "repo"
     shutil.copytree(REPO / "kernels", root / "kernels",
                     ignore=shutil.ignore_patterns("__pycache__"))
     _git(root, "init", "-q")
     _git(root, "add", ".")
     _git(root, "commit", "-q", "-m", "good")
-    _append(root, "\n_FREE_A = 1\n", "free change A")
+    _append(root, "\nTASKS_PER_THREAD = TASKS_PER_THREAD + 0\n", "free change A")
     _append(root, "notes\n", "notes only", path="NOTES.txt")
     _append(root, SLOW, "the slowdown")
-    _append(root, "# only a comment\n", "a comment")
-    _append(root, "\n_FREE_B = 2\n", "free change B")
+    _append(root, "# only a comment\n_UNREAD = 1\n", "a comment and an unread name")
+    _append(root, "\nCHUNKS_PER_TASK = CHUNKS_PER_TASK * 1\n", "free change B")
     return root
 
 

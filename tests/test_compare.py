@@ -375,17 +375,25 @@ def test_code_hash_ignores_comments_docstrings_and_layout(tmp_path):
     assert code_hash([paths["same"]]) != code_hash([paths["changed"]])
 
 
+A, B, C, D, R, S = (letter * 12 for letter in "abcdrs")
+
+
 @pytest.mark.parametrize("base_hashes, new_hashes, changed", [
-    pytest.param(("a" * 12, "c" * 12), ("b" * 12, "c" * 12), False, id="comment edit"),
-    pytest.param(("a" * 12, "c" * 12), ("a" * 12, "d" * 12), True, id="code edit"),
-    pytest.param(("a" * 12, None), ("b" * 12, "d" * 12), True, id="base before code hashes"),
-    pytest.param(("a" * 12, None), ("a" * 12, "d" * 12), False, id="same source, old base"),
+    # (source, code, reach): text, code of the files, code the kernel reaches
+    pytest.param((A, C, None), (B, C, None), False, id="comment edit"),
+    pytest.param((A, C, None), (A, D, None), True, id="code edit"),
+    pytest.param((A, None, None), (B, D, None), True, id="base before code hashes"),
+    pytest.param((A, None, None), (A, D, None), False, id="same source, old base"),
+    pytest.param((C, C, R), (D, D, R), False, id="a file changed where the kernel does not reach"),
+    pytest.param((C, C, R), (C, C, S), True, id="reached code changed"),
+    pytest.param((C, C, None), (C, C, S), False, id="base before reach hashes"),
+    pytest.param((C, C, None), (D, D, S), True, id="old base, other code"),
 ])
 def test_a_kernel_counts_as_changed_when_its_code_changed(base_hashes, new_hashes, changed):
     base, new = (load_results(DATA / "compare_base.json"),
                  load_results(DATA / "compare_slower.json"))
-    for frame, (source, code) in ((base, base_hashes), (new, new_hashes)):
-        frame["source_hash"], frame["code_hash"] = source, code
+    for frame, (source, code, reach) in ((base, base_hashes), (new, new_hashes)):
+        frame["source_hash"], frame["code_hash"], frame["reach_hash"] = source, code, reach
     frame = compare_frames(base, new, Thresholds())
     assert frame["source_changed"].eq(changed).all()
 
@@ -408,6 +416,22 @@ def test_runs_from_before_code_hashes_still_give_the_floor_of_identical_code():
     frame = compare_frames(base, load_results(DATA / "compare_slower.json"), Thresholds(), history)
     row = frame[(frame["name"] == "smoke:3x3_odd") & (frame["algo"] == "direct")].iloc[0]
     assert row["verdict"] == "same" and "identical code (3 earlier runs)" in row["why"]
+
+
+def test_runs_from_before_reach_hashes_still_give_the_floor_of_identical_code():
+    """Earlier runs with the base's code hash but no reach hash ran identical code: the floor
+    is theirs until three runs with reach hashes have been made."""
+    history = history_of([1.0, 1.3, 0.95], source="other", code="c" * 12)
+    base = load_results(DATA / "compare_base.json").assign(code_hash="c" * 12,
+                                                            reach_hash="r" * 12)
+    frame = compare_frames(base, load_results(DATA / "compare_slower.json"), Thresholds(), history)
+    row = frame[(frame["name"] == "smoke:3x3_odd") & (frame["algo"] == "direct")].iloc[0]
+    assert row["verdict"] == "same" and "identical code (3 earlier runs)" in row["why"]
+    # the same runs with another reach hash and another code hash ran other code: no floor
+    history = history.assign(code_hash="d" * 12, reach_hash="q" * 12)
+    frame = compare_frames(base, load_results(DATA / "compare_slower.json"), Thresholds(), history)
+    row = frame[(frame["name"] == "smoke:3x3_odd") & (frame["algo"] == "direct")].iloc[0]
+    assert row["verdict"] == "slower"
 
 
 def test_history_runs_made_in_another_environment_give_no_floor(tmp_path):

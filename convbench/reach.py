@@ -1,0 +1,206 @@
+"""The code a kernel reaches: its own module whole, and of the modules it imports from its own
+package only the definitions it uses, followed name by name.
+
+Results carry a hash of each kernel's code so that ``compare``, ``history`` and ``ab`` can tell a
+kernel whose code changed from one that ran the same code on a slower machine. A hash of every file
+a kernel imports (``code_hash``) marks every CPU kernel as changed when one helper in
+``kernels/cpu/_common.py`` changes; the comparison is then left with no unchanged kernel to show how
+far the machine itself moved. :func:`reach_hash` hashes less, and still everything that runs:
+
+- the kernel's object (the registry's target, ``module:name``), and what it names in its module;
+- in each module of the package it imports from, the top-level definitions (functions, classes,
+  names assigned) it names, then the ones those name, and so on, each import followed to the
+  module it names; a module used as an object (``import kernels.common``) counts whole;
+- the statements each of those modules, and the packages above them, run on import that bind no
+  name (``if``, ``try``, calls): ``kernels/cpu/__init__.py`` sets the OpenMP wait policy that way.
+
+Code is compared as :func:`convbench.machine.code_text` writes it, so comments, docstrings and
+layout do not count. A name is followed wherever it is written, even where a local variable of
+the same name hides the module's (that only adds code). What it cannot see: a definition reached
+through a string (``getattr(module, "name")``); the kernels have none.
+"""
+
+import ast
+import functools
+import hashlib
+import importlib.util
+from pathlib import Path
+
+from .machine import strip_prose
+
+WHOLE = "<whole>"        # a module used as an object: all of it
+AT_IMPORT = "<import>"   # the statements a module runs on import that bind no name
+
+
+class _Module:
+    """One parsed module: which statements bind which top-level name, and what runs on import."""
+
+    def __init__(self, name, path, is_package):
+        self.name = name
+        self.package = name if is_package else name.rpartition(".")[0]
+        self.body = strip_prose(ast.parse(path.read_text(encoding="utf-8"))).body
+        self.binds = {}       # name -> [index of a statement that binds it]
+        self.imports = {}     # name -> (index, alias): bound by an import
+        self.at_import = []   # indices of statements binding no name
+        for index, statement in enumerate(self.body):
+            if isinstance(statement, (ast.Import, ast.ImportFrom)):
+                for alias in statement.names:
+                    bound = alias.asname or alias.name.split(".")[0]
+                    if alias.name == "*":
+                        self.at_import.append(index)
+                    else:
+                        self.imports[bound] = (index, alias)
+                continue
+            names = _bound_names(statement)
+            if names is None:
+                self.at_import.append(index)
+            for name in names or ():
+                self.binds.setdefault(name, []).append(index)
+
+
+def _bound_names(statement):
+    """The top-level names ``statement`` binds, or None when it is not a plain definition."""
+    if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [statement.name]
+    if isinstance(statement, ast.Assign):
+        targets = statement.targets
+    elif isinstance(statement, (ast.AnnAssign, ast.AugAssign)):
+        targets = [statement.target]
+    else:
+        return None
+    names = []
+    for target in targets:
+        for node in ast.walk(target):
+            if isinstance(node, (ast.Attribute, ast.Subscript)):
+                return None        # it changes something else: runs on import
+            if isinstance(node, ast.Name):
+                names.append(node.id)
+    return names
+
+
+@functools.lru_cache(maxsize=256)
+def _parse(path, mtime_ns, size, name, is_package):
+    return _Module(name, Path(path), is_package)
+
+
+def _load(root, name):
+    """The parsed module ``name`` under ``root``, or None where it has no Python source there."""
+    base = Path(root, *name.split("."))
+    for path, is_package in ((base / "__init__.py", True), (base.with_suffix(".py"), False)):
+        if path.is_file():
+            stat = path.stat()
+            return _parse(str(path), stat.st_mtime_ns, stat.st_size, name, is_package)
+    return None
+
+
+def _import_target(module, statement, alias):
+    """(module name, attribute or None) that ``alias`` of an import in ``module`` names."""
+    if isinstance(statement, ast.Import):
+        return alias.name, None
+    if statement.level:
+        base = module.package
+        for _ in range(statement.level - 1):
+            base = base.rpartition(".")[0]
+        base = f"{base}.{statement.module}" if statement.module else base
+    else:
+        base = statement.module or ""
+    return base, (None if alias.name == "*" else alias.name)
+
+
+class Reach:
+    """What ``target`` reaches within its top-level package, under ``root``: :attr:`segments`, the
+    code of each statement that counts, by (module, statement index, imported name).
+
+    ``target``: a module (``kernels.cpu.fft``), all of which counts, or a name in one
+    (``kernels.cpu.winograd:winograd_f4x4_3x3``), from which the rest of its module is followed
+    as the other modules are: kernels that share a module differ where their code does."""
+
+    def __init__(self, target, root):
+        module_name, _, attribute = target.partition(":")
+        self.root, self.top = Path(root), module_name.split(".")[0]
+        self.segments = {}
+        self._seen = set()
+        todo = [(module_name, attribute or WHOLE)]
+        while todo:
+            item = todo.pop()
+            if item not in self._seen:
+                self._seen.add(item)
+                todo.extend(self._visit(*item))
+
+    @property
+    def modules(self):
+        """Names of the modules some of whose code counts."""
+        return sorted({module for module, _, _ in self.segments})
+
+    def text(self):
+        """The reached code, one module after another in name order, each in source order."""
+        return "\n".join(f"# {module}\n{code}" for (module, _, _), code in sorted(self.segments.items()))
+
+    def digest(self, length=12):
+        return hashlib.sha256(self.text().encode()).hexdigest()[:length]
+
+    def _visit(self, name, what):
+        module = _load(self.root, name)
+        if module is None:
+            return []
+        follow = [(name, AT_IMPORT)]
+        parent = name.rpartition(".")[0]
+        if parent:
+            follow.append((parent, AT_IMPORT))      # a package's __init__ runs first
+        if what == WHOLE:
+            return follow + [(name, bound) for bound in (*module.binds, *module.imports)]
+        if what == AT_IMPORT:
+            indices = module.at_import
+        else:
+            indices = module.binds.get(what, [])
+            if what in module.imports:
+                index, alias = module.imports[what]
+                statement = module.body[index]
+                self.segments[(name, index, alias.name)] = ast.unparse(
+                    type(statement)(**{**vars(statement), "names": [alias]}))
+                follow.extend(self._follow_import(module, statement, alias))
+        for index in indices:
+            statement = module.body[index]
+            self.segments[(name, index, "")] = ast.unparse(statement)
+            follow.extend(self._references(module, statement))
+        return follow
+
+    def _follow_import(self, module, statement, alias):
+        target, attribute = _import_target(module, statement, alias)
+        if target.split(".")[0] != self.top:
+            return []                                   # outside the package: not ours to hash
+        if attribute is None:
+            return [(target, WHOLE)]
+        if _load(self.root, f"{target}.{attribute}") is not None:
+            return [(f"{target}.{attribute}", WHOLE)]   # "from . import module"
+        return [(target, attribute)]
+
+    def _references(self, module, statement):
+        """What ``statement`` leads to: each name it uses, in ``module``, and the imports it makes
+        inside a function."""
+        follow = []
+        for node in ast.walk(statement):
+            if isinstance(node, ast.Name):
+                follow.append((module.name, node.id))
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                for alias in node.names:
+                    follow.extend(self._follow_import(module, node, alias))
+        return follow
+
+
+def module_root(module_name):
+    """The folder that holds ``module_name``'s top-level package, as Python would import it."""
+    top = module_name.split(".")[0]
+    spec = importlib.util.find_spec(top)
+    if spec is None or not spec.origin:
+        raise ImportError(f"no module named {top}")
+    return Path(spec.origin).resolve().parent.parent
+
+
+def reach_hash(target, root=None, length=12):
+    """Short hash of the code ``target`` (a module, or ``module:name``) reaches (:class:`Reach`),
+    from the checkout at ``root`` (by default where Python imports it from). None when the module
+    is not there."""
+    root = module_root(target.partition(":")[0]) if root is None else root
+    reach = Reach(target, root)
+    return reach.digest(length) if reach.segments else None
