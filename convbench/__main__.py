@@ -676,6 +676,8 @@ def cmd_ab(args):
     except (ValueError, ABError) as error:
         print(f"convbench ab: {error}", file=sys.stderr)
         return EXIT_USAGE
+    if args.dry_run:
+        return _ab_dry_run(problems, kernels, trees)
     out = args.resume or args.out or _stamped_path("ab")
     options = _ab_options(args, backends_)
     print(f"convbench ab: base = {trees['base'].label}, new = {trees['new'].label}; "
@@ -701,6 +703,30 @@ def cmd_ab(args):
                               algos))
     print("verdict: REGRESSION" if bad else "verdict: no significant slowdown or new failure")
     return 1 if bad else 0
+
+
+def _ab_dry_run(problems, kernels, trees):
+    """``ab --dry-run``: for each selected kernel, whether the code it reaches differs between the
+    two trees and in which definitions; nothing is timed."""
+    from .ab import code_changes
+
+    print(f"convbench ab --dry-run: base = {trees['base'].label}, new = {trees['new'].label}; "
+          f"{len(problems)} problems x {len(kernels)} kernels would be timed (nothing is timed here)")
+    width = max(len(kernel.name) for kernel in kernels)
+    changed = 0
+    for kernel in kernels:
+        changes = code_changes(kernel, trees)
+        if changes is None:
+            print(f"{kernel.name:<{width}}  missing from one version")
+        elif not changes:
+            print(f"{kernel.name:<{width}}  same code (an A/A control; --changed-only skips it)")
+        else:
+            changed += 1
+            print(f"{kernel.name:<{width}}  changed: " + ", ".join(
+                name + {"changed": "", "only in the first": " (only in base)",
+                        "only in the second": " (only in new)"}[how] for name, how in changes))
+    print(f"{changed} of {len(kernels)} kernels' code changed")
+    return 0
 
 
 def _bisect_progress(kind, version, results, step):
@@ -1063,6 +1089,9 @@ def build_parser():
                     help="git revision of the new version, or . for this working tree with its "
                          "uncommitted changes (default)")
     _add_ab_arguments(ab)
+    ab.add_argument("--dry-run", action="store_true",
+                    help="say which kernels' code differs between the versions, and where, "
+                         "without timing anything")
     ab.add_argument("--changed-only", action="store_true",
                     help="only kernels whose code differs between the two versions (the code "
                          "each reaches: comments and helpers it does not call do not count)")

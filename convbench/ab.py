@@ -65,7 +65,7 @@ import numpy as np
 from ._ab_worker import PREFIX
 from .machine import (BUSY_WARNING_PCT, CpuShare, busy_text, fingerprint, is_busy,
                       peer_environment, taken_by_others_pct, thread_environment)
-from .reach import module_root, reach_hash
+from .reach import changed_definitions, module_root, reach_hash
 from .timing import loops_for
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -177,14 +177,28 @@ def resolve_tree(rev, repo=PROJECT_ROOT, root=None):
     return commit_tree(rev, repo, root)
 
 
+def _code_root(kernel, tree, repo):
+    """Where ``tree`` holds the kernel's package: at the place it has in this checkout, ``repo``."""
+    package_root = module_root(kernel.spec.target.partition(":")[0])
+    return Path(tree.path) / package_root.resolve().relative_to(Path(repo).resolve())
+
+
 def source_digest(kernel, tree, repo=PROJECT_ROOT):
     """Hash of the code the kernel reaches (:mod:`convbench.reach`: its object, and what that
     uses in the modules of ``kernels/``, comments and docstrings left out) as ``tree`` has it;
     None when its module is missing there. ``repo``: this checkout, which ``tree`` is a version
-    of; the kernel's package sits at the same place in both."""
-    package_root = module_root(kernel.spec.target.partition(":")[0])
-    relative = package_root.resolve().relative_to(Path(repo).resolve())
-    return reach_hash(kernel.spec.target, Path(tree.path) / relative, length=16)
+    of."""
+    return reach_hash(kernel.spec.target, _code_root(kernel, tree, repo), length=16)
+
+
+def code_changes(kernel, trees, repo=PROJECT_ROOT):
+    """What differs in the code the kernel reaches from the base tree to the new one, as
+    :func:`convbench.reach.changed_definitions` lists it; None when its module is missing from
+    one of them."""
+    if any(source_digest(kernel, tree, repo) is None for tree in trees.values()):
+        return None
+    return changed_definitions(kernel.spec.target, _code_root(kernel, trees["base"], repo),
+                               _code_root(kernel, trees["new"], repo))
 
 
 class Worker:

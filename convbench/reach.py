@@ -30,6 +30,7 @@ from .machine import strip_prose
 
 WHOLE = "<whole>"        # a module used as an object: all of it
 AT_IMPORT = "<import>"   # the statements a module runs on import that bind no name
+ON_IMPORT = "(code run on import)"   # their label in :meth:`Reach.definitions`
 
 
 class _Module:
@@ -119,6 +120,7 @@ class Reach:
         module_name, _, attribute = target.partition(":")
         self.root, self.top = Path(root), module_name.split(".")[0]
         self.segments = {}
+        self.labels = {}      # segment key -> the name it defines, or ON_IMPORT
         self._seen = set()
         todo = [(module_name, attribute or WHOLE)]
         while todo:
@@ -139,6 +141,15 @@ class Reach:
     def digest(self, length=12):
         return hashlib.sha256(self.text().encode()).hexdigest()[:length]
 
+    def definitions(self):
+        """{"module:name": code} of the reached code, by the top-level name each piece binds
+        (:data:`ON_IMPORT` for what a module runs on import and binds no name)."""
+        found = {}
+        for key, code in sorted(self.segments.items()):
+            label = f"{key[0]}:{self.labels[key]}"
+            found[label] = f"{found[label]}\n{code}" if label in found else code
+        return found
+
     def _visit(self, name, what):
         module = _load(self.root, name)
         if module is None:
@@ -156,12 +167,15 @@ class Reach:
             if what in module.imports:
                 index, alias = module.imports[what]
                 statement = module.body[index]
-                self.segments[(name, index, alias.name)] = ast.unparse(
+                key = (name, index, alias.name)
+                self.segments[key] = ast.unparse(
                     type(statement)(**{**vars(statement), "names": [alias]}))
+                self.labels[key] = what
                 follow.extend(self._follow_import(module, statement, alias))
         for index in indices:
             statement = module.body[index]
             self.segments[(name, index, "")] = ast.unparse(statement)
+            self.labels[(name, index, "")] = ON_IMPORT if what == AT_IMPORT else what
             follow.extend(self._references(module, statement))
         return follow
 
@@ -204,3 +218,19 @@ def reach_hash(target, root=None, length=12):
     root = module_root(target.partition(":")[0]) if root is None else root
     reach = Reach(target, root)
     return reach.digest(length) if reach.segments else None
+
+
+def changed_definitions(target, root_a, root_b):
+    """What differs in the code ``target`` reaches between two checkouts: a sorted list of
+    ``(name, how)``, ``name`` as :meth:`Reach.definitions` gives it and ``how`` one of "changed",
+    "only in the first", "only in the second". Empty when the reached code is identical."""
+    first, second = (Reach(target, root).definitions() for root in (root_a, root_b))
+    found = []
+    for name in sorted(set(first) | set(second)):
+        if name not in second:
+            found.append((name, "only in the first"))
+        elif name not in first:
+            found.append((name, "only in the second"))
+        elif first[name] != second[name]:
+            found.append((name, "changed"))
+    return found

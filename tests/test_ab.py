@@ -318,6 +318,20 @@ def test_changed_only_with_nothing_changed_says_so(tmp_path):
     assert "no selected kernel's source differs" in proc.stdout
 
 
+def test_dry_run_names_the_changed_definitions_and_times_nothing(tmp_path):
+    tree = _kernel_tree(tmp_path, "patched", "\nTASKS_PER_THREAD = 2\n")
+    proc = subprocess.run([sys.executable, "-m", "convbench", "ab", "--base", str(tree.path),
+                           "--new", ".", "--shapes", "smoke", "--algo", "direct,fft",
+                           "--dry-run", "--out", str(tmp_path / "ab.json")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = {line.split()[0]: line for line in proc.stdout.splitlines()[1:]}
+    assert lines["direct/cpu"].split(None, 1)[1] == "changed: kernels.cpu.direct:TASKS_PER_THREAD"
+    assert "same code" in lines["fft/cpu"]
+    assert "1 of 2 kernels' code changed" in proc.stdout
+    assert not (tmp_path / "ab.json").exists()
+
+
 def test_cli_names_a_bad_revision():
     proc = subprocess.run([sys.executable, "-m", "convbench", "ab", "--base", "no-such-rev-xyz",
                            "--shapes", "smoke"], capture_output=True, text=True, timeout=120)

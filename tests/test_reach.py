@@ -137,3 +137,18 @@ def test_a_shared_helper_marks_only_the_kernels_that_call_it(tmp_path):
     # the hash of this checkout is the one a run records
     assert reach_hash("kernels.cpu.fft:fft") == reach_hash("kernels.cpu.fft:fft",
                                                            tmp_path / "base")
+
+
+def test_the_changes_are_named_by_the_definitions_they_touch(tmp_path):
+    from convbench.reach import ON_IMPORT, changed_definitions
+    base = _package(tmp_path / "base")
+    edited = _package(tmp_path / "edited", {"helpers.py": (
+        "return _inner() + depth()\n", "return _inner() + depth() + _extra()\ndef _extra():\n"
+        "    return 0\n_registry.append(min)\n")})
+    assert changed_definitions("pkg.kernel:a", base, edited) == [
+        (f"pkg.helpers:{ON_IMPORT}", "changed"),
+        ("pkg.helpers:_extra", "only in the second"),
+        ("pkg.helpers:used", "changed")]
+    assert changed_definitions("pkg.kernel:a", edited, base)[1] == ("pkg.helpers:_extra",
+                                                                   "only in the first")
+    assert changed_definitions("pkg.kernel:b", base, edited) == []
