@@ -93,6 +93,54 @@ def environment_shifts(runs):
     return shifts
 
 
+SHOWN_DEFINITIONS = 8   # per kernel and run in history.md
+
+
+def code_changes_between(before, after, kernel_names, repo=None, cache=None):
+    """What changed in the code of each of ``kernel_names`` ("direct/cpu") from the commit of
+    run ``before`` to that of run ``after`` (``(path, frame)`` as :func:`runs_in_order` gives
+    them): ``{name: [(definition, how)]}`` (:func:`convbench.ab.code_changes`; None for a
+    kernel missing from one of them), or a string saying why it cannot be told: a run made from
+    a tree with uncommitted changes, or a commit this checkout (``repo``) does not have."""
+    from .ab import PROJECT_ROOT, ABError, code_changes, commit_tree
+    from .registry import get_kernel
+    from .results import read_document
+
+    trees = {}
+    for side, (path, frame) in (("base", before), ("new", after)):
+        git = read_document(path).get("git") or {}
+        if git.get("dirty") is not False:
+            return f"`{Path(path).name}` was run from a tree with uncommitted changes"
+        try:
+            trees[side] = commit_tree(str(frame["commit"].iloc[0]), repo or PROJECT_ROOT, cache)
+        except (ABError, OSError):
+            return f"commit {str(frame['commit'].iloc[0])[:10]} is not in this checkout"
+    found = {}
+    for name in kernel_names:
+        try:
+            found[name] = code_changes(get_kernel(name), trees)   # kernels/ where it is here
+        except (ValueError, OSError, SyntaxError):
+            found[name] = None
+    return found
+
+
+def _code_change_lines(changes):
+    """Markdown lines for :func:`code_changes_between`, kernels with the same changes together."""
+    if isinstance(changes, str):
+        return [f"What changed in the kernels' code cannot be told: {changes}.", ""]
+    how_text = {"changed": "", "only in the first": " (removed)", "only in the second": " (new)"}
+    grouped = {}
+    for name, found in changes.items():
+        named = [f"`{what}`{how_text[how]}" for what, how in (found or [])[:SHOWN_DEFINITIONS]]
+        if found and len(found) > SHOWN_DEFINITIONS:
+            named.append(f"and {len(found) - SHOWN_DEFINITIONS} more")
+        text = ("missing from one of the two commits" if found is None
+                else "no change in the code it reaches" if not found else ", ".join(named))
+        grouped.setdefault(text, []).append(name)
+    return ["Kernel code changed since the run before:"] + [
+        f"- {', '.join(names)}: {text}" for text, names in grouped.items()] + [""]
+
+
 def _step_summary(steps, position, shifts):
     """Markdown: one table row per run with steps: how many cases went slower and faster, how
     many of those ran changed kernel code, and whether the software changed before it."""
@@ -114,8 +162,12 @@ def _step_summary(steps, position, shifts):
     return lines
 
 
-def write_history(paths, out_dir, thresholds=Thresholds()):
-    """history.png (GFLOP/s per case across runs, one panel per algorithm) and history.md."""
+def write_history(paths, out_dir, thresholds=Thresholds(), repo=None):
+    """history.png (GFLOP/s per case across runs, one panel per algorithm) and history.md.
+
+    Where a run's steps ran changed kernel code, history.md names the definitions that changed
+    since the run before (:func:`code_changes_between`, from the two commits in ``repo``, by
+    default this checkout)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -127,7 +179,19 @@ def write_history(paths, out_dir, thresholds=Thresholds()):
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     steps = step_changes(runs, thresholds)
+    notes = {}   # run index -> what changed in the code of the kernels its steps ran
     if not steps.empty:
+        for file, group in steps[steps["code_changed"]].groupby("file", sort=False):
+            index = position[file]
+            notes[index] = code_changes_between(runs[index - 1], runs[index], sorted(
+                {f"{a}/{b}" for a, b in zip(group["algo"], group["backend"])}), repo)
+        # runs from before reach hashes compare by their files' code: the commits can tell a
+        # kernel whose files changed only where it does not reach
+        steps["code_changed"] = [
+            changed and not (isinstance(notes.get(position[file]), dict)
+                             and notes[position[file]].get(f"{algo}/{backend}") == [])
+            for changed, file, algo, backend in zip(steps["code_changed"], steps["file"],
+                                                     steps["algo"], steps["backend"])]
         steps = steps.assign(_run=steps["file"].map(position),
                              _size=(steps["ratio"].astype(float).map(np.log).abs())).sort_values(
             ["_run", "code_changed", "verdict", "_size"], ascending=[True, False, False, False],
@@ -189,6 +253,8 @@ def write_history(paths, out_dir, thresholds=Thresholds()):
         if index != heading:
             heading = index
             lines += ["", f"### `{Path(step['file']).name}` (commit {step['commit']})", ""]
+            if index in notes:
+                lines += _code_change_lines(notes[index])
         lines.append(f"- {step['name'] or step['descriptor']} {step['algo']}/{step['backend']}: "
                      f"{step['verdict']} (x{step['ratio']:.2f}), "
                      + ("kernel code changed" if step["code_changed"] else "same kernel code")

@@ -319,6 +319,51 @@ def test_history_says_which_steps_ran_changed_kernel_code(tmp_path):
     assert "smoke:5x5 direct/cpu: faster" in text and "same kernel code" in text
 
 
+def test_history_names_the_definitions_a_step_ran_changed(tmp_path, monkeypatch):
+    """Two commits of a copy of kernels/: the second rebinds load_channel in kernels/cpu/_common.py
+    (the direct kernel calls it) and a constant nothing reads. Runs from before reach hashes
+    differ in their files' code hash; the commits say what changed, and that a kernel whose
+    files changed only where it does not reach ran the same code."""
+    import shutil
+
+    from .test_ab import _git
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    repo = tmp_path / "repo"
+    shutil.copytree(Path(__file__).parent.parent / "kernels", repo / "kernels",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "one")
+    with open(repo / "kernels" / "cpu" / "_common.py", "a") as handle:
+        handle.write("\nload_channel = load_channel\nUNREAD = 1\n")
+    _git(repo, "commit", "-q", "-am", "two")
+    shas = subprocess.run(["git", "-C", str(repo), "rev-list", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.split()[::-1]
+
+    def history_with(algo):
+        paths = []
+        for day, (name, sha) in enumerate(zip(("compare_base.json", "compare_slower.json"), shas),
+                                          1):
+            path = _run_copy(tmp_path, name, day, code_hash=f"{day}" * 12)
+            document = json.loads(path.read_text())
+            document["git"].update(commit=sha, dirty=False)
+            for row in document["rows"]:
+                row["algo"] = algo
+            path.write_text(json.dumps(document))
+            paths.append(path)
+        return write_history(paths, tmp_path / f"out_{algo}", repo=repo)
+
+    target, steps = history_with("direct")
+    assert steps["code_changed"].tolist() == [True]
+    assert ("- direct/cpu: `kernels.cpu._common:load_channel`\n"
+            in target.read_text())   # UNREAD is not part of its code
+    target, steps = history_with("fft")
+    assert steps["code_changed"].tolist() == [False]
+    assert "- fft/cpu: no change in the code it reaches" in target.read_text()
+    assert "smoke:3x3_odd fft/cpu: slower (x1.24), same kernel code" in target.read_text()
+
+
 def test_errors_figure_draws_the_tolerance_and_the_grown_one(monkeypatch, tmp_path):
     import pandas as pd
 
