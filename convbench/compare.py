@@ -126,7 +126,8 @@ def with_code_hashes(frame, known):
     filled = {}
     for field in CODE_FIELDS[:-1]:
         codes = frame[field] if field in frame else [None] * len(frame)
-        filled[field] = [code if isinstance(code, str) and code else known.get(source, {}).get(field)
+        filled[field] = [code if isinstance(code, str) and code
+                         else known.get(source, {}).get(field)
                          for code, source in zip(codes, frame["source_hash"])]
     return frame.assign(**filled)
 

@@ -1,5 +1,5 @@
-"""The code a kernel reaches: its own module whole, and of the modules it imports from its own
-package only the definitions it uses, followed name by name.
+"""The code a kernel reaches: the object the registry names, and of the modules of its package
+only the definitions it uses, followed name by name.
 
 Results carry a hash of each kernel's code so that ``compare``, ``history`` and ``ab`` can tell a
 kernel whose code changed from one that ran the same code on a slower machine. A hash of every file
@@ -41,7 +41,7 @@ class _Module:
         self.package = name if is_package else name.rpartition(".")[0]
         self.body = strip_prose(ast.parse(path.read_text(encoding="utf-8"))).body
         self.binds = {}       # name -> [index of a statement that binds it]
-        self.imports = {}     # name -> (index, alias): bound by an import
+        self.imports = {}     # name -> [(index, alias)]: "import a.b" and "import a.c" both bind a
         self.at_import = []   # indices of statements binding no name
         for index, statement in enumerate(self.body):
             if isinstance(statement, (ast.Import, ast.ImportFrom)):
@@ -50,7 +50,7 @@ class _Module:
                     if alias.name == "*":
                         self.at_import.append(index)
                     else:
-                        self.imports[bound] = (index, alias)
+                        self.imports.setdefault(bound, []).append((index, alias))
                 continue
             names = _bound_names(statement)
             if names is None:
@@ -136,7 +136,8 @@ class Reach:
 
     def text(self):
         """The reached code, one module after another in name order, each in source order."""
-        return "\n".join(f"# {module}\n{code}" for (module, _, _), code in sorted(self.segments.items()))
+        return "\n".join(f"# {module}\n{code}"
+                         for (module, _, _), code in sorted(self.segments.items()))
 
     def digest(self, length=12):
         return hashlib.sha256(self.text().encode()).hexdigest()[:length]
@@ -164,8 +165,7 @@ class Reach:
             indices = module.at_import
         else:
             indices = module.binds.get(what, [])
-            if what in module.imports:
-                index, alias = module.imports[what]
+            for index, alias in module.imports.get(what, ()):
                 statement = module.body[index]
                 key = (name, index, alias.name)
                 self.segments[key] = ast.unparse(

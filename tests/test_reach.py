@@ -64,6 +64,15 @@ class B:
 
 a = A()
 b = B()
+
+import pkg.lazy
+import pkg.deep
+
+class C:
+    def run(self):
+        return pkg.lazy.late()
+
+c = C()
 ''',
 }
 
@@ -152,3 +161,12 @@ def test_the_changes_are_named_by_the_definitions_they_touch(tmp_path):
     assert changed_definitions("pkg.kernel:a", edited, base)[1] == ("pkg.helpers:_extra",
                                                                    "only in the first")
     assert changed_definitions("pkg.kernel:b", base, edited) == []
+
+
+def test_every_import_that_binds_a_name_is_followed(tmp_path):
+    """``import pkg.lazy`` and then ``import pkg.deep`` both bind ``pkg``: a kernel that calls
+    ``pkg.lazy.late()`` reaches lazy.py, though the later import rebound the name."""
+    base = reach_hash("pkg.kernel:c", _package(tmp_path / "base"))
+    edited = reach_hash("pkg.kernel:c", _package(tmp_path / "edited",
+                                                 {"lazy.py": ("return 7", "return 70")}))
+    assert base != edited
