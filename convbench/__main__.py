@@ -709,6 +709,7 @@ def _ab_dry_run(problems, kernels, trees):
     """``ab --dry-run``: for each selected kernel, whether the code it reaches differs between the
     two trees and in which definitions; nothing is timed."""
     from .ab import code_changes
+    from .reach import describe
 
     print(f"convbench ab --dry-run: base = {trees['base'].label}, new = {trees['new'].label}; "
           f"{len(problems)} problems x {len(kernels)} kernels would be timed (nothing is timed here)")
@@ -722,9 +723,7 @@ def _ab_dry_run(problems, kernels, trees):
             print(f"{kernel.name:<{width}}  same code (an A/A control; --changed-only skips it)")
         else:
             changed += 1
-            print(f"{kernel.name:<{width}}  changed: " + ", ".join(
-                name + {"changed": "", "only in the first": " (only in base)",
-                        "only in the second": " (only in new)"}[how] for name, how in changes))
+            print(f"{kernel.name:<{width}}  changed: {describe(changes)}")
     print(f"{changed} of {len(kernels)} kernels' code changed")
     return 0
 

@@ -128,14 +128,13 @@ def _code_change_lines(changes):
     """Markdown lines for :func:`code_changes_between`, kernels with the same changes together."""
     if isinstance(changes, str):
         return [f"What changed in the kernels' code cannot be told: {changes}.", ""]
-    how_text = {"changed": "", "only in the first": " (removed)", "only in the second": " (new)"}
+    from .reach import describe
+
     grouped = {}
     for name, found in changes.items():
-        named = [f"`{what}`{how_text[how]}" for what, how in (found or [])[:SHOWN_DEFINITIONS]]
-        if found and len(found) > SHOWN_DEFINITIONS:
-            named.append(f"and {len(found) - SHOWN_DEFINITIONS} more")
         text = ("missing from one of the two commits" if found is None
-                else "no change in the code it reaches" if not found else ", ".join(named))
+                else "no change in the code it reaches" if not found
+                else describe(found, SHOWN_DEFINITIONS))
         grouped.setdefault(text, []).append(name)
     return ["Kernel code changed since the run before:"] + [
         f"- {', '.join(names)}: {text}" for text, names in grouped.items()] + [""]

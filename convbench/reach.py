@@ -234,3 +234,14 @@ def changed_definitions(target, root_a, root_b):
         elif first[name] != second[name]:
             found.append((name, "changed"))
     return found
+
+
+def describe(changes, limit=None):
+    """:func:`changed_definitions`'s list as text, "`name`" each, marked "(new)" where only the
+    second checkout has it and "(removed)" where only the first does; past ``limit`` names, how
+    many more."""
+    marks = {"changed": "", "only in the first": " (removed)", "only in the second": " (new)"}
+    named = [f"`{name}`{marks[how]}" for name, how in changes[:limit]]
+    if limit is not None and len(changes) > limit:
+        named.append(f"and {len(changes) - limit} more")
+    return ", ".join(named)

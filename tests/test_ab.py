@@ -326,7 +326,7 @@ def test_dry_run_names_the_changed_definitions_and_times_nothing(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     lines = {line.split()[0]: line for line in proc.stdout.splitlines()[1:]}
-    assert lines["direct/cpu"].split(None, 1)[1] == "changed: kernels.cpu.direct:TASKS_PER_THREAD"
+    assert lines["direct/cpu"].split(None, 1)[1] == "changed: `kernels.cpu.direct:TASKS_PER_THREAD`"
     assert "same code" in lines["fft/cpu"]
     assert "1 of 2 kernels' code changed" in proc.stdout
     assert not (tmp_path / "ab.json").exists()
