@@ -594,6 +594,7 @@ def cmd_export(args):
 def cmd_compare(args):
     from .compare import (Thresholds, compare_frames, render, same_environment_runs, summarize,
                           unavailable_peers_text)
+    from .history import code_change_text, refine_code_changed
     from .results import load_results
 
     if args.base is not None and args.new is None:
@@ -624,6 +625,7 @@ def cmd_compare(args):
         print(f"history: {len(alike_files)} of {len(history_files)} runs were made in the base "
               f"run's environment and give the run-to-run floor")
     frame = compare_frames(base, new, thresholds, history)
+    frame, code_changes = refine_code_changed(frame, (args.base, base), (args.new, new))
     both_skipped = ((frame["base_status"] == "SKIPPED") & (frame["new_status"] == "SKIPPED"))
     peers_gone = frame["verdict"] == "peer unavailable"
     print(render(frame if args.all else frame[~both_skipped & ~peers_gone],
@@ -634,6 +636,8 @@ def cmd_compare(args):
     if peers_gone.any() and not args.all:
         print(unavailable_peers_text(frame))
     print(f"\n{summarize(frame)}")
+    if code_changes is not None:
+        print(code_change_text(code_changes))
     return _finish_comparison(frame, args.base, args.new)
 
 
@@ -911,7 +915,7 @@ def compare_with_latest_committed(path):
     print the verdict."""
     from .compare import (compare_frames, render, same_environment_runs, summarize,
                           unavailable_peers_text)
-    from .history import committed_results
+    from .history import code_change_text, committed_results, refine_code_changed
     from .results import load_results, read_document
 
     machine = read_document(path)["machine"]["machine_id"]
@@ -923,8 +927,9 @@ def compare_with_latest_committed(path):
     base_path, alike = latest_alike(baselines, path)
     # the runs made in the base's environment give the run-to-run floor
     floors = same_environment_runs(base_path, baselines)
-    frame = compare_frames(load_results(base_path), load_results(path),
-                           history=load_results(*floors))
+    base, new = load_results(base_path), load_results(path)
+    frame = compare_frames(base, new, history=load_results(*floors))
+    frame, code_changes = refine_code_changed(frame, (base_path, base), (path, new))
     quiet = ["same", "skipped", "peer unavailable"]
     if not alike:   # the base chose other problems or kernels: what this run lacks, it did not choose
         quiet.append("only in base")
@@ -942,6 +947,8 @@ def compare_with_latest_committed(path):
     if (frame["verdict"] == "peer unavailable").any():
         print(unavailable_peers_text(frame))
     print(summarize(frame))
+    if code_changes is not None:
+        print(code_change_text(code_changes))
     return _finish_comparison(frame, base_path, path)
 
 

@@ -124,7 +124,31 @@ def code_changes_between(before, after, kernel_names, repo=None, cache=None):
     return found
 
 
-def _code_change_lines(changes):
+def refine_code_changed(frame, before, after, repo=None):
+    """``(frame, changes)``: a :func:`convbench.compare.compare_frames` table whose
+    ``source_changed`` was read from hashes, checked against the two runs' commits
+    (:func:`code_changes_between`; ``before`` and ``after`` as ``(path, frame)``): a kernel
+    whose reached code the commits show unchanged is marked unchanged (runs from before reach
+    hashes could only tell that its files changed). ``changes`` is what
+    :func:`code_changes_between` found, None where no kernel's code was flagged."""
+    flagged = frame[frame["source_changed"].astype(bool)]
+    if flagged.empty:
+        return frame, None
+    changes = code_changes_between(before, after, sorted(
+        {f"{a}/{b}" for a, b in zip(flagged["algo"], flagged["backend"])}), repo)
+    if isinstance(changes, dict):
+        frame = frame.assign(source_changed=[
+            bool(changed) and changes.get(f"{a}/{b}") != []
+            for changed, a, b in zip(frame["source_changed"], frame["algo"], frame["backend"])])
+    return frame, changes
+
+
+def code_change_text(changes):
+    """:func:`refine_code_changed`'s ``changes`` as lines of text for a terminal or markdown."""
+    return "\n".join(_code_change_lines(changes, since="the base run")).strip()
+
+
+def _code_change_lines(changes, since="the run before"):
     """Markdown lines for :func:`code_changes_between`, kernels with the same changes together."""
     if isinstance(changes, str):
         return [f"What changed in the kernels' code cannot be told: {changes}.", ""]
@@ -136,7 +160,7 @@ def _code_change_lines(changes):
                 else "no change in the code it reaches" if not found
                 else describe(found, SHOWN_DEFINITIONS))
         grouped.setdefault(text, []).append(name)
-    return ["Kernel code changed since the run before:"] + [
+    return [f"Kernel code changed since {since}:"] + [
         f"- {', '.join(names)}: {text}" for text, names in grouped.items()] + [""]
 
 

@@ -319,11 +319,13 @@ def test_history_says_which_steps_ran_changed_kernel_code(tmp_path):
     assert "smoke:5x5 direct/cpu: faster" in text and "same kernel code" in text
 
 
-def test_history_names_the_definitions_a_step_ran_changed(tmp_path, monkeypatch):
-    """Two commits of a copy of kernels/: the second rebinds load_channel in kernels/cpu/_common.py
-    (the direct kernel calls it) and a constant nothing reads. Runs from before reach hashes
-    differ in their files' code hash; the commits say what changed, and that a kernel whose
-    files changed only where it does not reach ran the same code."""
+@pytest.fixture
+def two_commits(tmp_path, monkeypatch):
+    """A git repository holding a copy of kernels/ at two commits: the second rebinds
+    load_channel in kernels/cpu/_common.py (the direct kernel calls it, the FFTs do not) and adds
+    a constant nothing reads. Returns the repository and a function making two runs (compare's
+    golden files, before reach hashes, their files' code hashes differing) at those commits,
+    their rows given ``algo``."""
     import shutil
 
     from .test_ab import _git
@@ -341,27 +343,58 @@ def test_history_names_the_definitions_a_step_ran_changed(tmp_path, monkeypatch)
     shas = subprocess.run(["git", "-C", str(repo), "rev-list", "HEAD"], capture_output=True,
                           text=True, check=True).stdout.split()[::-1]
 
-    def history_with(algo):
+    def runs(algo):
         paths = []
         for day, (name, sha) in enumerate(zip(("compare_base.json", "compare_slower.json"), shas),
                                           1):
-            path = _run_copy(tmp_path, name, day, code_hash=f"{day}" * 12)
+            folder = tmp_path / algo
+            folder.mkdir(exist_ok=True)
+            path = _run_copy(folder, name, day, code_hash=f"{day}" * 12)
             document = json.loads(path.read_text())
             document["git"].update(commit=sha, dirty=False)
             for row in document["rows"]:
                 row["algo"] = algo
             path.write_text(json.dumps(document))
             paths.append(path)
-        return write_history(paths, tmp_path / f"out_{algo}", repo=repo)
+        return paths
 
-    target, steps = history_with("direct")
+    return repo, runs
+
+
+def test_history_names_the_definitions_a_step_ran_changed(two_commits, tmp_path):
+    """Runs from before reach hashes differ in their files' code hash; the commits say what
+    changed, and that a kernel whose files changed only where it does not reach ran the same
+    code."""
+    repo, runs = two_commits
+    target, steps = write_history(runs("direct"), tmp_path / "out_direct", repo=repo)
     assert steps["code_changed"].tolist() == [True]
     assert ("- direct/cpu: `kernels.cpu._common:load_channel`\n"
             in target.read_text())   # UNREAD is not part of its code
-    target, steps = history_with("fft")
+    target, steps = write_history(runs("fft"), tmp_path / "out_fft", repo=repo)
     assert steps["code_changed"].tolist() == [False]
     assert "- fft/cpu: no change in the code it reaches" in target.read_text()
     assert "smoke:3x3_odd fft/cpu: slower (x1.24), same kernel code" in target.read_text()
+
+
+def test_compare_checks_changed_code_against_the_commits(two_commits):
+    from convbench.compare import compare_frames
+    from convbench.history import code_change_text, refine_code_changed
+
+    repo, runs = two_commits
+    for algo, changed in (("direct", True), ("fft", False)):
+        (base_path, new_path) = runs(algo)
+        base, new = load_results(base_path), load_results(new_path)
+        frame = compare_frames(base, new)
+        assert frame["source_changed"].all()          # the files' code hashes differ
+        frame, changes = refine_code_changed(frame, (base_path, base), (new_path, new), repo)
+        assert frame["source_changed"].eq(changed).all()
+        text = code_change_text(changes)
+        assert text.startswith("Kernel code changed since the base run:")
+        assert ("`kernels.cpu._common:load_channel`" in text) == changed
+    # a commit this checkout lacks: the hashes stand, and the text says why
+    frame, changes = refine_code_changed(compare_frames(base, new), (base_path, base),
+                                         (new_path, new))
+    assert frame["source_changed"].all() and "is not in this checkout" in changes
 
 
 def test_errors_figure_draws_the_tolerance_and_the_grown_one(monkeypatch, tmp_path):
