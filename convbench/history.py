@@ -109,8 +109,10 @@ def code_changes_between(before, after, kernel_names, repo=None, cache=None):
     trees = {}
     for side, (path, frame) in (("base", before), ("new", after)):
         git = read_document(path).get("git") or {}
-        if git.get("dirty") is not False:
+        if git.get("dirty"):
             return f"`{Path(path).name}` was run from a tree with uncommitted changes"
+        if git.get("dirty") is None or git.get("commit") in (None, "unknown"):
+            return f"`{Path(path).name}` records no commit (not run from a git checkout)"
         try:
             trees[side] = commit_tree(str(frame["commit"].iloc[0]), repo or PROJECT_ROOT, cache)
         except (ABError, OSError):

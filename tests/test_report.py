@@ -395,6 +395,13 @@ def test_compare_checks_changed_code_against_the_commits(two_commits):
     frame, changes = refine_code_changed(compare_frames(base, new), (base_path, base),
                                          (new_path, new))
     assert frame["source_changed"].all() and "is not in this checkout" in changes
+    # a run made outside a git checkout (a copied tree, as on a device box)
+    document = json.loads(new_path.read_text())
+    document["git"] = {"commit": "unknown", "dirty": None, "commit_date": None}
+    new_path.write_text(json.dumps(document))
+    _, changes = refine_code_changed(compare_frames(base, new), (base_path, base),
+                                     (new_path, load_results(new_path)), repo)
+    assert "records no commit (not run from a git checkout)" in changes
 
 
 def test_errors_figure_draws_the_tolerance_and_the_grown_one(monkeypatch, tmp_path):
