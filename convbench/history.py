@@ -162,6 +162,10 @@ def _code_change_lines(changes, since="the run before"):
                 else "no change in the code it reaches" if not found
                 else describe(found, SHOWN_DEFINITIONS))
         grouped.setdefault(text, []).append(name)
+    if all(found == [] for found in changes.values()):
+        return [f"Kernel code since {since}: the recorded hashes differ, but the two commits show "
+                f"no change in the code {', '.join(changes)} "
+                f"{'reaches' if len(changes) == 1 else 'reach'}", ""]
     return [f"Kernel code changed since {since}:"] + [
         f"- {', '.join(names)}: {text}" for text, names in grouped.items()] + [""]
 
