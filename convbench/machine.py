@@ -111,6 +111,11 @@ def environment_line(machine=None) -> str:
     return line
 
 
+# The libraries whose version can change a timing: the kernels' own, the peers', and pyperf, which
+# starts and drives the timed processes. pandas is recorded too, but only builds the tables.
+TIMING_LIBRARIES = ("numpy", "scipy", "numba", "pyperf", "cupy", "torch")
+
+
 def environment_differences(base, new) -> list[tuple]:
     """(kind, label, old, new) for each difference between two results files' fingerprints that
     can change a timing; kind is "machine", "version", "blas" or "setting". Fields a file does
@@ -126,7 +131,7 @@ def environment_differences(base, new) -> list[tuple]:
         if key in base and key in new:
             note("machine", label, base[key], new[key])
     old_versions, new_versions = base.get("versions") or {}, new.get("versions") or {}
-    for name in sorted(set(old_versions) & set(new_versions)):
+    for name in sorted(set(old_versions) & set(new_versions) & set(TIMING_LIBRARIES)):
         note("version", name, old_versions[name], new_versions[name])
     if "blas_runtime" in base and "blas_runtime" in new:
         note("blas", "BLAS", blas_summary(base["blas_runtime"]), blas_summary(new["blas_runtime"]))

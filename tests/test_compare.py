@@ -473,6 +473,18 @@ def test_a_peer_library_installed_in_one_run_only_is_the_same_environment():
     assert not same_environment(base, {"versions": {"numpy": "2.4.6", "torch": "2.13.0+cpu"}})
 
 
+def test_a_library_that_only_builds_tables_is_not_part_of_the_environment():
+    from convbench.machine import environment_changes, same_environment
+    base = {"versions": {"numpy": "2.4.6", "pandas": "3.1.1", "pyperf": "2.10.0"},
+            "library_settings": {}}
+    pandas = {"versions": {"numpy": "2.4.6", "pandas": "3.2.0", "pyperf": "2.10.0"},
+              "library_settings": {}}
+    assert same_environment(base, pandas) and environment_changes(base, pandas) == []
+    pyperf = {"versions": {"numpy": "2.4.6", "pandas": "3.1.1", "pyperf": "2.11.0"},
+              "library_settings": {}}          # pyperf starts and drives the timed processes
+    assert environment_changes(base, pyperf) == ["pyperf: 2.10.0 -> 2.11.0"]
+
+
 def _skipping(tmp_path, label, skip):
     """compare_base.json with the named (case, algo) rows SKIPPED, as a run whose kernel refused
     them writes them: a reason and no timing."""
