@@ -13,6 +13,10 @@ BENCH_ARGS ?=
 PEERS ?= 0
 TORCH_SPEC ?= torch==2.13.0
 
+# The pinned versions (see constraints.txt); CONSTRAINTS= installs the newest instead.
+CONSTRAINTS ?= constraints.txt
+PIN := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
+
 ifeq ($(origin PYTHON),command line)
 PY := $(PYTHON)
 SETUP :=
@@ -29,13 +33,13 @@ endif
 
 setup: $(SETUP)
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install --quiet --disable-pip-version-check $(PIN) -e '.[test]'
 	@touch $@
 
 $(VENV)/.peers: $(VENV)/.installed
-	$(PY) -m pip install --quiet --disable-pip-version-check '$(TORCH_SPEC)'
+	$(PY) -m pip install --quiet --disable-pip-version-check $(PIN) '$(TORCH_SPEC)'
 	@touch $@
 
 bench: $(SETUP)
