@@ -341,13 +341,18 @@ def _print_environment(kernels):
                 print(f"note: {note}", file=sys.stderr)
 
 
-def _finish_comparison(frame, base_path, new_path):
-    """The end of a comparison: what differs between the two runs' machines and software (a
-    verdict may be about that), the verdict, and after a REGRESSION the ab command that checks
-    the changed kernels side by side. Returns the exit status."""
+def _finish_comparison(frame, base_path, new_path, code_changes=None):
+    """The end of a comparison: what changed in the kernels' code (``code_changes``, from
+    :func:`convbench.history.refine_code_changed`), what differs between the two runs' machines
+    and software (a verdict may be about that), the verdict, and after a REGRESSION the ab command
+    that checks the changed kernels side by side. Returns the exit status."""
     from .compare import ab_suggestion, regressions
+    from .history import code_change_text
     from .machine import environment_changes, same_environment
     from .results import read_document
+
+    if code_changes is not None:
+        print(code_change_text(code_changes))
 
     base, new = read_document(base_path), read_document(new_path)
     changes = environment_changes(base["machine"], new["machine"])
@@ -594,7 +599,7 @@ def cmd_export(args):
 def cmd_compare(args):
     from .compare import (Thresholds, compare_frames, render, same_environment_runs, summarize,
                           unavailable_peers_text)
-    from .history import code_change_text, refine_code_changed
+    from .history import refine_code_changed
     from .results import load_results
 
     if args.base is not None and args.new is None:
@@ -636,9 +641,7 @@ def cmd_compare(args):
     if peers_gone.any() and not args.all:
         print(unavailable_peers_text(frame))
     print(f"\n{summarize(frame)}")
-    if code_changes is not None:
-        print(code_change_text(code_changes))
-    return _finish_comparison(frame, args.base, args.new)
+    return _finish_comparison(frame, args.base, args.new, code_changes)
 
 
 def ab_progress(result, done, total):
@@ -915,7 +918,7 @@ def compare_with_latest_committed(path):
     print the verdict."""
     from .compare import (compare_frames, render, same_environment_runs, summarize,
                           unavailable_peers_text)
-    from .history import code_change_text, committed_results, refine_code_changed
+    from .history import committed_results, refine_code_changed
     from .results import load_results, read_document
 
     machine = read_document(path)["machine"]["machine_id"]
@@ -947,9 +950,7 @@ def compare_with_latest_committed(path):
     if (frame["verdict"] == "peer unavailable").any():
         print(unavailable_peers_text(frame))
     print(summarize(frame))
-    if code_changes is not None:
-        print(code_change_text(code_changes))
-    return _finish_comparison(frame, base_path, path)
+    return _finish_comparison(frame, base_path, path, code_changes)
 
 
 def _match_argument(parser):

@@ -195,8 +195,6 @@ def code_changes(kernel, trees, repo=PROJECT_ROOT):
     """What differs in the code the kernel reaches from the base tree to the new one, as
     :func:`convbench.reach.changed_definitions` lists it; None when its module is missing from
     one of them."""
-    if any(source_digest(kernel, tree, repo) is None for tree in trees.values()):
-        return None
     return changed_definitions(kernel.spec.target, _code_root(kernel, trees["base"], repo),
                                _code_root(kernel, trees["new"], repo))
 

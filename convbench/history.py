@@ -126,22 +126,23 @@ def code_changes_between(before, after, kernel_names, repo=None, cache=None):
     return found
 
 
-def refine_code_changed(frame, before, after, repo=None):
-    """``(frame, changes)``: a :func:`convbench.compare.compare_frames` table whose
-    ``source_changed`` was read from hashes, checked against the two runs' commits
-    (:func:`code_changes_between`; ``before`` and ``after`` as ``(path, frame)``): a kernel
-    whose reached code the commits show unchanged is marked unchanged (runs from before reach
-    hashes could only tell that its files changed). ``changes`` is what
-    :func:`code_changes_between` found, None where no kernel's code was flagged."""
-    flagged = frame[frame["source_changed"].astype(bool)]
+def refine_code_changed(frame, before, after, repo=None, column="source_changed"):
+    """``(frame, changes)``: a table of cases of two runs (:func:`convbench.compare.compare_frames`,
+    or :func:`step_changes`' rows of one run with ``column="code_changed"``) whose ``column`` was
+    read from hashes, checked against the two runs' commits (:func:`code_changes_between`;
+    ``before`` and ``after`` as ``(path, frame)``): a kernel whose reached code the commits show
+    unchanged is marked unchanged (runs from before reach hashes could only tell that its files
+    changed). ``changes`` is what :func:`code_changes_between` found, None where no kernel's code
+    was flagged."""
+    flagged = frame[frame[column].astype(bool)]
     if flagged.empty:
         return frame, None
     changes = code_changes_between(before, after, sorted(
         {f"{a}/{b}" for a, b in zip(flagged["algo"], flagged["backend"])}), repo)
     if isinstance(changes, dict):
-        frame = frame.assign(source_changed=[
+        frame = frame.assign(**{column: [
             bool(changed) and changes.get(f"{a}/{b}") != []
-            for changed, a, b in zip(frame["source_changed"], frame["algo"], frame["backend"])])
+            for changed, a, b in zip(frame[column], frame["algo"], frame["backend"])]})
     return frame, changes
 
 
@@ -210,17 +211,15 @@ def write_history(paths, out_dir, thresholds=Thresholds(), repo=None):
     steps = step_changes(runs, thresholds)
     notes = {}   # run index -> what changed in the code of the kernels its steps ran
     if not steps.empty:
-        for file, group in steps[steps["code_changed"]].groupby("file", sort=False):
+        refined = []
+        for file, group in steps.groupby("file", sort=False):
             index = position[file]
-            notes[index] = code_changes_between(runs[index - 1], runs[index], sorted(
-                {f"{a}/{b}" for a, b in zip(group["algo"], group["backend"])}), repo)
-        # runs from before reach hashes compare by their files' code: the commits can tell a
-        # kernel whose files changed only where it does not reach
-        steps["code_changed"] = [
-            changed and not (isinstance(notes.get(position[file]), dict)
-                             and notes[position[file]].get(f"{algo}/{backend}") == [])
-            for changed, file, algo, backend in zip(steps["code_changed"], steps["file"],
-                                                     steps["algo"], steps["backend"])]
+            group, changes = refine_code_changed(group, runs[index - 1], runs[index], repo,
+                                                 column="code_changed")
+            refined.append(group)
+            if changes is not None:
+                notes[index] = changes
+        steps = pd.concat(refined)
         steps = steps.assign(_run=steps["file"].map(position),
                              _size=(steps["ratio"].astype(float).map(np.log).abs())).sort_values(
             ["_run", "code_changed", "verdict", "_size"], ascending=[True, False, False, False],

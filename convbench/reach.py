@@ -98,14 +98,17 @@ def _import_target(module, statement, alias):
     """(module name, attribute or None) that ``alias`` of an import in ``module`` names."""
     if isinstance(statement, ast.Import):
         return alias.name, None
-    if statement.level:
-        base = module.package
-        for _ in range(statement.level - 1):
-            base = base.rpartition(".")[0]
-        base = f"{base}.{statement.module}" if statement.module else base
-    else:
-        base = statement.module or ""
+    base = imported_module(module.package, statement.level, statement.module)
     return base, (None if alias.name == "*" else alias.name)
+
+
+def imported_module(package, level, name):
+    """The module ``from <level dots><name> import ...`` names, in ``package``."""
+    if not level:
+        return name or ""
+    for _ in range(level - 1):
+        package = package.rpartition(".")[0]
+    return f"{package}.{name}" if name else package
 
 
 class Reach:
@@ -223,8 +226,12 @@ def reach_hash(target, root=None, length=12):
 def changed_definitions(target, root_a, root_b):
     """What differs in the code ``target`` reaches between two checkouts: a sorted list of
     ``(name, how)``, ``name`` as :meth:`Reach.definitions` gives it and ``how`` one of "changed",
-    "only in the first", "only in the second". Empty when the reached code is identical."""
-    first, second = (Reach(target, root).definitions() for root in (root_a, root_b))
+    "only in the first", "only in the second". Empty when the reached code is identical; None
+    when the target's module is missing from either."""
+    reaches = [Reach(target, root) for root in (root_a, root_b)]
+    if not all(reach.segments for reach in reaches):
+        return None
+    first, second = (reach.definitions() for reach in reaches)
     found = []
     for name in sorted(set(first) | set(second)):
         if name not in second:

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .memory import default_budget, format_bytes
+from .reach import imported_module
 
 
 class UnsupportedProblem(NotImplementedError):
@@ -165,11 +166,7 @@ def _package_sources(module_name, seen=None):
     for node in ast.walk(tree):
         names = []
         if isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-                target = f"{base}.{node.module}" if node.module else base
-            else:
-                target = node.module or ""
+            target = imported_module(package, node.level, node.module)
             names = [target] + [f"{target}.{alias.name}" for alias in node.names]
         elif isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
