@@ -316,7 +316,8 @@ def cmd_run(args):
         from .report import write_report
         print(f"report: {write_report([path], args.report)}")
     if args.compare_latest:
-        compare_with_latest_committed(path)
+        compare_with_latest_committed(
+            path, json_path=Path(args.report) / "compare.json" if args.report else None)
     failures = failures_text(path)
     if failures:
         print(f"\n{failures}")
@@ -341,12 +342,15 @@ def _print_environment(kernels):
                 print(f"note: {note}", file=sys.stderr)
 
 
-def _finish_comparison(frame, base_path, new_path, code_changes=None):
+def _finish_comparison(frame, base_path, new_path, code_changes=None, *, thresholds=None,
+                       history_runs=0, json_path=None):
     """The end of a comparison: what changed in the kernels' code (``code_changes``, from
     :func:`convbench.history.refine_code_changed`), what differs between the two runs' machines
     and software (a verdict may be about that), the verdict, and after a REGRESSION the ab command
-    that checks the changed kernels side by side. Returns the exit status."""
-    from .compare import ab_suggestion, regressions
+    that checks the changed kernels side by side. With ``json_path`` the same, and every case,
+    goes there as :func:`convbench.compare.comparison_document` (``-``: standard output, where
+    the caller has sent the text elsewhere). Returns the exit status."""
+    from .compare import Thresholds, ab_suggestion, comparison_document, regressions
     from .history import code_change_text
     from .machine import environment_changes, same_environment
     from .results import read_document
@@ -371,7 +375,29 @@ def _finish_comparison(frame, base_path, new_path, code_changes=None):
               f"the same environment: on a shared machine that is most often the machine, not "
               f"the code (run the sweep again with the machine idle, or compare more runs with "
               f"`history`)")
+    if json_path is not None:
+        document = comparison_document(
+            frame, (base_path, base), (new_path, new), thresholds or Thresholds(),
+            history_runs=history_runs, code_changes=code_changes, environment_changes=changes,
+            ab_command=command)
+        _write_comparison(document, json_path)
     return 1 if len(bad) else 0
+
+
+def _write_comparison(document, json_path):
+    """A comparison document to a file (atomically, its folder made) or, for ``-``, to the real
+    standard output."""
+    import json
+
+    if str(json_path) == "-":
+        json.dump(document, sys.__stdout__, indent=1, allow_nan=False)
+        sys.__stdout__.write("\n")
+        sys.__stdout__.flush()
+        return
+    from .results import write_atomic
+
+    write_atomic(json_path, document)
+    print(f"comparison: {json_path}")
 
 
 def _print_drift(path, retime_hint=True):
@@ -597,6 +623,15 @@ def cmd_export(args):
 
 
 def cmd_compare(args):
+    if args.json == "-":   # the document alone on standard output, the text on standard error
+        import contextlib
+
+        with contextlib.redirect_stdout(sys.stderr):
+            return _compare(args)
+    return _compare(args)
+
+
+def _compare(args):
     from .compare import (Thresholds, compare_frames, render, same_environment_runs, summarize,
                           unavailable_peers_text)
     from .history import refine_code_changed
@@ -641,7 +676,8 @@ def cmd_compare(args):
     if peers_gone.any() and not args.all:
         print(unavailable_peers_text(frame))
     print(f"\n{summarize(frame)}")
-    return _finish_comparison(frame, args.base, args.new, code_changes)
+    return _finish_comparison(frame, args.base, args.new, code_changes, thresholds=thresholds,
+                              history_runs=len(alike_files), json_path=args.json)
 
 
 def ab_progress(result, done, total):
@@ -912,10 +948,11 @@ def latest_alike(candidates, path):
     return (alike[-1], True) if alike else (candidates[-1], False)
 
 
-def compare_with_latest_committed(path):
+def compare_with_latest_committed(path, json_path=None):
     """After a sweep: compare with the newest committed run of this machine that made the same
     selection (shapes, --match, --mb, kernels, thread counts), else with the newest committed run;
-    print the verdict."""
+    print the verdict, and with ``json_path`` write the comparison there as ``compare --json``
+    does."""
     from .compare import (compare_frames, render, same_environment_runs, summarize,
                           unavailable_peers_text)
     from .history import committed_results, refine_code_changed
@@ -950,7 +987,8 @@ def compare_with_latest_committed(path):
     if (frame["verdict"] == "peer unavailable").any():
         print(unavailable_peers_text(frame))
     print(summarize(frame))
-    return _finish_comparison(frame, base_path, path, code_changes)
+    return _finish_comparison(frame, base_path, path, code_changes, history_runs=len(floors),
+                              json_path=json_path)
 
 
 def _match_argument(parser):
@@ -1026,7 +1064,8 @@ def build_parser():
                      help="measure the GPU's SGEMM and copy ceilings again instead of using the "
                           "cached ones (the CPU's are measured for every run)")
     run.add_argument("--report", type=Path, metavar="DIR",
-                     help="write the report for this run into DIR when it finishes")
+                     help="write the report for this run into DIR when it finishes (with "
+                          "--compare-latest, the comparison too, as DIR/compare.json)")
     run.add_argument("--compare-latest", action="store_true",
                      help="compare with the latest committed run of this machine that made the "
                           "same selection (else the latest) and print the verdict")
@@ -1082,6 +1121,9 @@ def build_parser():
     compare.add_argument("--markdown", action="store_true", help="Markdown table for a pull request")
     compare.add_argument("--all", action="store_true",
                          help="list the cases skipped in both runs too (by default only counted)")
+    compare.add_argument("--json", metavar="PATH",
+                         help="also write the verdict and every case as JSON to PATH for a CI "
+                              "job to read (- : to standard output, the text to standard error)")
     compare.add_argument("--history", nargs="+", metavar="PATH",
                          help="earlier results files or directories of the same machine: a change "
                               "must also exceed the largest change identical code showed between "

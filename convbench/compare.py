@@ -439,3 +439,88 @@ def markdown_table(table):
 
 def _cell(value):
     return _text_cell(value).replace("|", "\\|")
+
+COMPARISON_SCHEMA = 1
+
+# A case of the comparison document, in this order: the frame's columns under plainer names.
+CASE_FIELDS = (("descriptor", "descriptor"), ("name", "name"), ("algo", "algo"),
+               ("backend", "backend"), ("threads", "threads"), ("verdict", "verdict"),
+               ("why", "why"), ("base_status", "base_status"), ("new_status", "new_status"),
+               ("base_median_s", "base_median_s"), ("new_median_s", "new_median_s"),
+               ("ratio", "ratio"), ("p_value", "p_value"), ("code_changed", "source_changed"),
+               ("error_over_tolerance", "error_over_tolerance"), ("busy_pct", "busy_pct"))
+
+
+def _plain(value):
+    """A frame cell as JSON: numpy scalars as Python numbers, NaN and pandas' missing as null."""
+    if value is None:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return None if value != value else value
+    if isinstance(value, (bool, int, str)):
+        return value
+    try:
+        import pandas as pd
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return str(value)
+
+
+def _run_summary(path, document):
+    git = document.get("git") or {}
+    return {"file": str(path), "created": document.get("created"),
+            "machine_id": (document.get("machine") or {}).get("machine_id"),
+            "commit": git.get("commit"), "dirty": git.get("dirty"),
+            "options": document.get("options") or {}}
+
+
+def comparison_document(frame, base, new, thresholds=Thresholds(), *, history_runs=0,
+                        code_changes=None, environment_changes=(), ab_command=None):
+    """The comparison as one JSON-ready dict, for a CI job to read rather than parse the table.
+
+    ``base`` and ``new`` are ``(path, document)`` of the two runs (:func:`read_document`);
+    ``frame`` is :func:`compare_frames`' (after
+    :func:`convbench.history.refine_code_changed`, whose ``changes`` go in ``code_changes``).
+    The document holds the verdict and the exit status ``compare`` gives, the count of cases per
+    verdict, the thresholds and the number of earlier runs that gave the run-to-run floors, what
+    differs between the two runs' environments, the whole-run shift of unchanged code, the
+    ``ab`` command that re-times the slower cases whose code changed, and every case: its
+    verdict and reason, both medians in seconds, the ratio new / base, the test's p-value, and
+    its flags (``code_changed``, ``error_over_tolerance``, ``busy_pct``). NaN becomes null, so
+    strict JSON readers (``jq``, ``json.loads``) take it.
+    """
+    bad = regressions(frame)
+    shift = run_shift(frame)
+    cases = []
+    for _, row in frame.iterrows():
+        case = {field: _plain(row.get(column)) for field, column in CASE_FIELDS}
+        if case["threads"] is not None:
+            case["threads"] = int(case["threads"])
+        case["regression"] = case["verdict"] in REGRESSION_VERDICTS
+        cases.append(case)
+    if isinstance(code_changes, dict):
+        code_changes = {name: None if found is None else [list(item) for item in found]
+                        for name, found in code_changes.items()}
+    return {
+        "convbench_compare": COMPARISON_SCHEMA,
+        "verdict": "REGRESSION" if len(bad) else "ok",
+        "exit_status": 1 if len(bad) else 0,
+        "regressions": len(bad),
+        "counts": {str(verdict): int(count)
+                   for verdict, count in frame["verdict"].value_counts().items()},
+        "base": _run_summary(*base),
+        "new": _run_summary(*new),
+        "thresholds": {"min_change": thresholds.min_change,
+                       "noise_factor": thresholds.noise_factor, "alpha": thresholds.alpha},
+        "history_runs": int(history_runs),
+        "environment_changes": list(environment_changes),
+        "code_changes": code_changes,
+        "whole_run_shift": None if shift is None else {"median_ratio": shift[0],
+                                                       "cases": shift[1]},
+        "ab_command": ab_command,
+        "cases": cases,
+    }

@@ -92,6 +92,51 @@ def test_cli_exit_status_gates_ci():
     assert cli(DATA / "compare_base.json", DATA / "compare_changed.json").returncode == 1
 
 
+def _strict_json(text):
+    """JSON as a strict reader takes it: NaN or Infinity in the text fail."""
+    def refuse(constant):
+        raise ValueError(f"not JSON: {constant}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_document_holds_the_verdict_and_every_case(tmp_path):
+    out = tmp_path / "ci" / "compare.json"
+    proc = cli(DATA / "compare_base.json", DATA / "compare_changed.json", "--json", out)
+    assert proc.returncode == 1 and f"comparison: {out}" in proc.stdout
+    document = _strict_json(out.read_text())
+    assert document["verdict"] == "REGRESSION" and document["exit_status"] == 1
+    frame, by_case = verdicts("compare_base.json", "compare_changed.json")
+    assert len(document["cases"]) == len(frame)
+    cases = {(case["name"], case["algo"]): case for case in document["cases"]}
+    assert {case: c["verdict"] for case, c in cases.items()} == by_case
+    assert document["counts"] == frame["verdict"].value_counts().to_dict()
+    assert [case for case, c in cases.items() if c["regression"]] == [("smoke:3x3_stride2",
+                                                                       "direct")]
+    assert document["regressions"] == 1
+    assert [case for case, c in cases.items() if c["code_changed"]] == [("smoke:5x5", "direct")]
+    gone = cases[("smoke:1x1_groups2", "direct")]       # only in base: no new time, null not NaN
+    assert gone["new_median_s"] is None and gone["ratio"] is None
+    timed = next(c for c in document["cases"] if c["verdict"] == "same")
+    assert timed["new_median_s"] / timed["base_median_s"] == pytest.approx(timed["ratio"])
+    assert isinstance(timed["threads"], int)
+    assert document["base"]["file"] == str(DATA / "compare_base.json")
+    assert document["thresholds"] == {"min_change": 0.10, "noise_factor": 2.0, "alpha": 0.01}
+
+
+def test_json_to_standard_output_leaves_the_text_on_standard_error():
+    proc = cli(DATA / "compare_base.json", DATA / "compare_slower.json", "--json", "-",
+               "--min-change", "0.2")
+    assert proc.returncode == 1
+    document = _strict_json(proc.stdout)             # nothing but the document
+    assert document["verdict"] == "REGRESSION" and document["thresholds"]["min_change"] == 0.2
+    slower = [c for c in document["cases"] if c["verdict"] == "slower"]
+    assert [(c["name"], c["algo"]) for c in slower] == [("smoke:3x3_odd", "direct")]
+    assert slower[0]["ratio"] == pytest.approx(1.25, rel=0.03) and slower[0]["p_value"] < 0.01
+    assert "verdict: REGRESSION" in proc.stderr and "smoke:3x3_odd" in proc.stderr
+    quiet = cli(DATA / "compare_base.json", DATA / "compare_aa.json", "--json", "-")
+    assert quiet.returncode == 0 and _strict_json(quiet.stdout)["verdict"] == "ok"
+
+
 def test_markdown_output():
     out = cli(DATA / "compare_base.json", DATA / "compare_slower.json", "--markdown").stdout
     assert out.startswith("| case | kernel | base_ms | new_ms | ratio | verdict |")
@@ -332,6 +377,23 @@ def test_after_a_run_the_base_is_the_latest_committed_run_of_the_same_selection(
     line = header()
     assert "(none made the same selection)" in line
     assert re.search(r"\S+\.json", line).group().endswith("_partial.json")
+
+
+def test_after_a_run_the_comparison_is_written_where_asked(tmp_path, capsys):
+    """make bench's comparison also goes to report/compare.json for a CI job to read."""
+    from convbench.__main__ import compare_with_latest_committed
+
+    base = json.loads((DATA / "compare_base.json").read_text())
+    machine = _committed_machine(tmp_path, {"20260101T000000Z_base.json": base})
+    path = machine / "20260102T000000Z_new.json"
+    path.write_text((DATA / "compare_slower.json").read_text())
+    out = tmp_path / "report" / "compare.json"
+    assert compare_with_latest_committed(path, json_path=out) == 1
+    document = _strict_json(out.read_text())
+    assert document["verdict"] == "REGRESSION"
+    assert document["base"]["file"].endswith("20260101T000000Z_base.json")
+    assert document["new"]["file"] == str(path) and document["history_runs"] == 1
+    assert f"comparison: {out}" in capsys.readouterr().out
 
 
 def test_a_slowdown_of_changed_code_comes_with_the_ab_command_that_checks_it():
