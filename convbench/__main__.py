@@ -251,13 +251,21 @@ def _size_option(flag, text, zero=False):
         raise ValueError(f"{flag}: {error}") from None
 
 
-def _selection(shape_texts, args):
-    """The problems, backends, kernels and memory budget a command line names (ValueError if bad);
-    its workspace limit goes to ``args.limit`` (bytes or None)."""
+def _selection(shape_texts, args, to_run=True):
+    """The problems, backends, kernels and memory budget a command line names (ValueError if bad,
+    or, ``to_run``, if none of our kernels it names can run here); its workspace limit goes to
+    ``args.limit`` (bytes or None)."""
     problems = [problem for text in shape_texts for problem in load_shapes(text, mb=args.mb)]
     problems = match_problems(problems, args.match, source=" ".join(shape_texts))
     backends_ = _names(args.backend) or usable_backends()
     kernels = select(_names(args.algo), backends_)
+    ours = [kernel for kernel in kernels if not kernel.spec.peer]
+    if to_run and ours and all(kernel.unavailable_reason for kernel in ours):
+        # a run of nothing but SKIPPED rows (and peers) measures none of the code under test
+        reasons = "; ".join(sorted({kernel.unavailable_reason for kernel in ours}))
+        which = (f"the selected kernel {ours[0].name} cannot" if len(ours) == 1 else
+                 f"none of the {len(ours)} selected kernels of ours can")
+        raise ValueError(f"{which} run here: {reasons} (`convbench list` shows what runs here)")
     budget = _size_option("--memory-budget", args.memory_budget)
     args.limit = _size_option("--workspace-limit", getattr(args, "workspace_limit", None),
                               zero=True)
@@ -555,7 +563,7 @@ def _list_problems(args):
     import pandas as pd
 
     try:
-        problems = _selection(args.shapes, args)[0]
+        problems = _selection(args.shapes, args, to_run=False)[0]
     except ValueError as error:
         print(f"convbench list: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -1198,7 +1206,13 @@ def build_parser():
 
 
 def main(argv=None):
+    from .requirements import check
+
     args = build_parser().parse_args(argv)
+    unmet = check(args)
+    if unmet:
+        print(unmet, file=sys.stderr)
+        return EXIT_USAGE
     try:
         return args.func(args)
     except ResultsError as error:  # a missing, corrupt or unknown-version results file

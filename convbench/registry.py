@@ -28,6 +28,7 @@ import numpy as np
 
 from .memory import default_budget, format_bytes
 from .reach import imported_module
+from .requirements import installed
 
 
 class UnsupportedProblem(NotImplementedError):
@@ -179,11 +180,6 @@ def _package_sources(module_name, seen=None):
     return seen
 
 
-def _module_available(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
-        return False
 
 
 def _gpu_missing_reason():
@@ -217,7 +213,7 @@ class Kernel:
                 reason = _gpu_missing_reason()
                 if reason:
                     return reason
-            elif not _module_available(requirement):
+            elif not installed(requirement):
                 return f"{requirement} is not installed"
         return None
 

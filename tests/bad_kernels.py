@@ -47,4 +47,7 @@ SPECS = [KernelSpec(name, "cpu", f"tests.bad_kernels:{attr}", 1e-5, False, summa
 
 # A peer whose library is not installed: every case of it is SKIPPED as unavailable.
 MISSING = [KernelSpec("missing_peer", "cpu", "tests.bad_kernels:nan", 1e-5, False,
-                      ("convbench_no_such_library",), peer=True, summary="test only")]
+                      ("convbench_no_such_library",), peer=True, summary="test only"),
+           # one of ours whose library is not installed: a run of it alone is refused
+           KernelSpec("missing_ours", "cpu", "tests.bad_kernels:nan", 1e-5, False,
+                      ("convbench_no_such_library",), summary="test only")]
