@@ -28,7 +28,8 @@ changed (an edit to comments or docstrings alone does not count), cases whose st
 FAILED, CRASHED or TIMEOUT is a regression, and so is a case the base run timed and the new one
 SKIPPED), and cases whose error grew past the algorithm's tolerance. Nothing is dropped silently:
 ``convbench compare`` leaves out of its table only the cases skipped in both runs, which the
-summary counts and ``--all`` lists.
+summary counts and ``--all`` lists. :func:`comparison_document` gives the same as JSON
+(``compare --json``).
 """
 
 from __future__ import annotations
@@ -440,15 +441,14 @@ def markdown_table(table):
 def _cell(value):
     return _text_cell(value).replace("|", "\\|")
 
+
 COMPARISON_SCHEMA = 1
 
-# A case of the comparison document, in this order: the frame's columns under plainer names.
-CASE_FIELDS = (("descriptor", "descriptor"), ("name", "name"), ("algo", "algo"),
-               ("backend", "backend"), ("threads", "threads"), ("verdict", "verdict"),
-               ("why", "why"), ("base_status", "base_status"), ("new_status", "new_status"),
-               ("base_median_s", "base_median_s"), ("new_median_s", "new_median_s"),
-               ("ratio", "ratio"), ("p_value", "p_value"), ("code_changed", "source_changed"),
-               ("error_over_tolerance", "error_over_tolerance"), ("busy_pct", "busy_pct"))
+# A case of the comparison document: these columns of the frame, source_changed renamed.
+CASE_COLUMNS = ("descriptor", "name", "algo", "backend", "threads", "verdict", "why",
+                "base_status", "new_status", "base_median_s", "new_median_s", "ratio", "p_value",
+                "source_changed", "error_over_tolerance", "busy_pct")
+CASE_NAMES = {"source_changed": "code_changed"}
 
 
 def _plain(value):
@@ -497,7 +497,8 @@ def comparison_document(frame, base, new, thresholds=Thresholds(), *, history_ru
     shift = run_shift(frame)
     cases = []
     for _, row in frame.iterrows():
-        case = {field: _plain(row.get(column)) for field, column in CASE_FIELDS}
+        case = {CASE_NAMES.get(column, column): _plain(row.get(column))
+                for column in CASE_COLUMNS}
         if case["threads"] is not None:
             case["threads"] = int(case["threads"])
         case["regression"] = case["verdict"] in REGRESSION_VERDICTS
