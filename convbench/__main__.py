@@ -259,18 +259,22 @@ def _selection(shape_texts, args, to_run=True):
     problems = match_problems(problems, args.match, source=" ".join(shape_texts))
     backends_ = _names(args.backend) or usable_backends()
     kernels = select(_names(args.algo), backends_)
-    ours = [kernel for kernel in kernels if not kernel.spec.peer]
-    if to_run and ours and all(kernel.unavailable_reason for kernel in ours):
-        # a run of nothing but SKIPPED rows (and peers) measures none of the code under test
-        reasons = "; ".join(sorted({kernel.unavailable_reason for kernel in ours}))
-        which = (f"the selected kernel {ours[0].name} cannot" if len(ours) == 1 else
-                 f"none of the {len(ours)} selected kernels of ours can")
-        raise ValueError(f"{which} run here: {reasons} (`convbench list` shows what runs here)")
+    if to_run:   # a run of nothing but SKIPPED rows (and peers) measures none of our code
+        _refuse_if_none_can_run([kernel for kernel in kernels if not kernel.spec.peer], "of ours")
     budget = _size_option("--memory-budget", args.memory_budget)
     args.limit = _size_option("--workspace-limit", getattr(args, "workspace_limit", None),
                               zero=True)
     args.thread_counts = parse_threads(args.threads)
     return problems, backends_, kernels, budget
+
+
+def _refuse_if_none_can_run(kernels, whose=""):
+    """ValueError naming why, when there are ``kernels`` and none of them can run here."""
+    if kernels and all(kernel.unavailable_reason for kernel in kernels):
+        reasons = "; ".join(sorted({kernel.unavailable_reason for kernel in kernels}))
+        which = (f"the selected kernel {kernels[0].name} cannot" if len(kernels) == 1 else
+                 f"none of the {len(kernels)} selected kernels{' ' + whose if whose else ''} can")
+        raise ValueError(f"{which} run here: {reasons} (`convbench list` shows what runs here)")
 
 
 def cmd_run(args):
@@ -861,6 +865,8 @@ def _ab_cases(args):
     kernels = select(_names(args.algo), backends_)
     if not args.algo:
         kernels = [kernel for kernel in kernels if not kernel.spec.peer]
+    if not getattr(args, "dry_run", False):   # all skipped would be a pass that timed nothing
+        _refuse_if_none_can_run(kernels)
     return problems, backends_, kernels
 
 

@@ -84,3 +84,23 @@ def test_a_run_none_of_whose_kernels_can_run_here_is_refused(tmp_path):
     peer_only = run("missing_peer")
     assert peer_only.returncode == 0, peer_only.stdout + peer_only.stderr
     assert "1 SKIPPED" in peer_only.stdout
+
+
+def test_an_ab_none_of_whose_kernels_can_run_here_is_refused_not_passed(tmp_path):
+    """ab with every case skipped would say "no significant slowdown" and exit 0 having timed
+    nothing: a CI job on a machine without the kernel's library would pass. It is refused;
+    --dry-run, which only reads the code, still answers."""
+    env = dict(os.environ, CONVBENCH_EXTRA_KERNELS="tests.bad_kernels:MISSING")
+
+    def ab(*extra):
+        return subprocess.run(
+            [sys.executable, "-m", "convbench", "ab", "--shapes", 'mb1ic2ih6oc2kh3n"tiny"',
+             "--algo", "missing_ours", "--out", str(tmp_path / "ab.json"), *extra],
+            capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
+
+    refused = ab()
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "missing_ours/cpu cannot run here: convbench_no_such_library" in refused.stderr
+    assert not (tmp_path / "ab.json").exists()
+    dry = ab("--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
