@@ -354,6 +354,13 @@ def _print_environment(kernels):
                 print(f"note: {note}", file=sys.stderr)
 
 
+def _complete(path):
+    """Whether the run of a results file finished its sweep (files that do not say did)."""
+    from .results import read_document
+
+    return read_document(path).get("complete") is not False
+
+
 def _finish_comparison(frame, base_path, new_path, code_changes=None, *, thresholds=None,
                        history_runs=0, json_path=None):
     """The end of a comparison: what changed in the kernels' code (``code_changes``, from
@@ -375,6 +382,11 @@ def _finish_comparison(frame, base_path, new_path, code_changes=None, *, thresho
     if changes:
         print("the two runs differ in (a change of speed may come from these, not the code): "
               + "; ".join(changes))
+    if new.get("complete") is False:
+        unreached = int((frame["verdict"] == "not reached").sum())
+        print(f"the new run is incomplete: its sweep was interrupted"
+              f"{f' before {unreached} cases of the base run' if unreached else ''}; finish it "
+              f"and compare again:\n  python -m convbench run --resume {new_path}")
     bad = regressions(frame)
     print("verdict: REGRESSION" if len(bad) else "verdict: no significant slowdown or new failure")
     command = ab_suggestion(frame, base, new) if len(bad) else None
@@ -676,7 +688,8 @@ def _compare(args):
     if len(alike_files) < len(history_files):
         print(f"history: {len(alike_files)} of {len(history_files)} runs were made in the base "
               f"run's environment and give the run-to-run floor")
-    frame = compare_frames(base, new, thresholds, history)
+    frame = compare_frames(base, new, thresholds, history,
+                           new_complete=_complete(args.new))
     frame, code_changes = refine_code_changed(frame, (args.base, base), (args.new, new))
     both_skipped = ((frame["base_status"] == "SKIPPED") & (frame["new_status"] == "SKIPPED"))
     peers_gone = frame["verdict"] == "peer unavailable"
@@ -982,7 +995,7 @@ def compare_with_latest_committed(path, json_path=None):
     # the runs made in the base's environment give the run-to-run floor
     floors = same_environment_runs(base_path, baselines)
     base, new = load_results(base_path), load_results(path)
-    frame = compare_frames(base, new, history=load_results(*floors))
+    frame = compare_frames(base, new, history=load_results(*floors), new_complete=_complete(path))
     frame, code_changes = refine_code_changed(frame, (base_path, base), (path, new))
     quiet = ["same", "skipped", "peer unavailable"]
     if not alike:   # the base chose other problems or kernels: what this run lacks, it did not choose

@@ -26,7 +26,8 @@ case, the same kernel code as the base (:func:`code_identities`), the same timin
 Besides timing, the comparison lists cases present on one side only, cases whose kernel code
 changed (an edit to comments or docstrings alone does not count), cases whose status changed (a new
 FAILED, CRASHED or TIMEOUT is a regression, and so is a case the base run timed and the new one
-SKIPPED), and cases whose error grew past the algorithm's tolerance. Nothing is dropped silently:
+SKIPPED, and so is a case an interrupted new run never reached), and cases whose error grew past
+the algorithm's tolerance. Nothing is dropped silently:
 ``convbench compare`` leaves out of its table only the cases skipped in both runs, which the
 summary counts and ``--all`` lists. :func:`comparison_document` gives the same as JSON
 (``compare --json``).
@@ -214,11 +215,14 @@ def _flag(value):
     return value is not None and value == value and bool(value)
 
 
-def compare_frames(base, new, thresholds=Thresholds(), history=None):
+def compare_frames(base, new, thresholds=Thresholds(), history=None, new_complete=True):
     """One row per case in either run, with a ``verdict`` and the reason for it.
 
     ``history``: rows of earlier runs (``load_results``) for the run-to-run floor; the new run's own
     rows are left out of it.
+
+    ``new_complete``: False when the new run's sweep was interrupted (its file says so); a case
+    of the base it lacks is then ``not reached`` rather than ``only in base``.
 
     Verdicts: ``slower``, ``faster``, ``same`` (timing); ``new failure``, ``fixed``, ``still failing``,
     ``newly skipped`` (passed in the base run, SKIPPED in the new: the kernel stopped running a case
@@ -248,7 +252,9 @@ def compare_frames(base, new, thresholds=Thresholds(), history=None):
                    base_median_s=b.get("median_s"), new_median_s=n.get("median_s"),
                    ratio=None, p_value=None, source_changed=False, error_over_tolerance=False,
                    busy_pct=None)
-        if row["_merge"] == "left_only":
+        if row["_merge"] == "left_only" and not new_complete:
+            out.update(verdict="not reached", why="the new run was interrupted before this case")
+        elif row["_merge"] == "left_only":
             out.update(verdict="only in base", why="case missing from the new run")
         elif row["_merge"] == "right_only":
             out.update(verdict="only in new", why="case not in the base run")
@@ -287,20 +293,21 @@ def compare_frames(base, new, thresholds=Thresholds(), history=None):
                            why=n.get("reason") or b.get("reason") or "")
         rows.append(out)
     frame = pd.DataFrame(rows)
-    order = {"new failure": 0, "newly skipped": 1, "slower": 2, "only in base": 3, "only in new": 4,
-             "still failing": 5, "faster": 6, "fixed": 7, "newly run": 8, "peer unavailable": 9,
-             "same": 10, "skipped": 11, "not timed": 12}
+    order = {"new failure": 0, "newly skipped": 1, "slower": 2, "not reached": 3,
+             "only in base": 4, "only in new": 5, "still failing": 6, "faster": 7, "fixed": 8,
+             "newly run": 9, "peer unavailable": 10, "same": 11, "skipped": 12, "not timed": 13}
     frame["_order"] = frame["verdict"].map(order).fillna(len(order))
     return frame.sort_values(["_order", "ratio"], ascending=[True, False]).drop(columns="_order")
 
 
-REGRESSION_VERDICTS = ("slower", "new failure", "newly skipped")
+REGRESSION_VERDICTS = ("slower", "new failure", "newly skipped", "not reached")
 
 
 def regressions(frame):
-    """Cases a CI job should fail on: significant slowdowns, new failures, and cases a kernel ran
+    """Cases a CI job should fail on: significant slowdowns, new failures, cases a kernel ran
     in the base run and skips in the new one (a lost case can hide a slowdown: `find`'s best and
-    the whole-network totals move to another kernel without a word)."""
+    the whole-network totals move to another kernel without a word), and cases an interrupted
+    new run never reached (it cannot vouch for them)."""
     return frame[frame["verdict"].isin(REGRESSION_VERDICTS)]
 
 
@@ -352,8 +359,8 @@ def _pct(pct):
 
 def summarize(frame):
     counts = frame["verdict"].value_counts()
-    parts = [f"{counts[v]} {v}" for v in ("slower", "new failure", "newly skipped", "faster",
-                                         "fixed", "newly run", "same", "only in base",
+    parts = [f"{counts[v]} {v}" for v in ("slower", "new failure", "newly skipped", "not reached",
+                                         "faster", "fixed", "newly run", "same", "only in base",
                                          "only in new", "still failing", "peer unavailable",
                                          "skipped", "not timed")
              if v in counts]

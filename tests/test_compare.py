@@ -137,6 +137,25 @@ def test_json_to_standard_output_leaves_the_text_on_standard_error():
     assert quiet.returncode == 0 and _strict_json(quiet.stdout)["verdict"] == "ok"
 
 
+@pytest.mark.parametrize("complete", [True, False])
+def test_cases_an_interrupted_new_run_never_reached_fail_the_comparison(tmp_path, complete):
+    """A case missing from a finished run is "only in base" (its kernel or problem may have
+    gone on purpose); missing from an interrupted one, it was never measured: "not reached", a
+    regression, with the command that finishes the run."""
+    base = json.loads((DATA / "compare_base.json").read_text())
+    new = dict(base, rows=[row for row in base["rows"] if row["name"] != "smoke:5x5"],
+               complete=complete)
+    path = tmp_path / "new.json"
+    path.write_text(json.dumps(new))
+    proc = cli(DATA / "compare_base.json", path)
+    lost = [line for line in proc.stdout.splitlines() if line.startswith("smoke:5x5")]
+    assert lost and all(("only in base" in line) is complete for line in lost)
+    assert all(("not reached" in line) is not complete for line in lost)
+    assert proc.returncode == (0 if complete else 1), proc.stdout + proc.stderr
+    assert (f"python -m convbench run --resume {path}" in proc.stdout) is not complete
+    assert (f"interrupted before {len(lost)} cases" in proc.stdout) is not complete
+
+
 def test_markdown_output():
     out = cli(DATA / "compare_base.json", DATA / "compare_slower.json", "--markdown").stdout
     assert out.startswith("| case | kernel | base_ms | new_ms | ratio | verdict |")
