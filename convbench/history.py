@@ -192,6 +192,17 @@ def _step_summary(steps, position, shifts):
     return lines
 
 
+def layer_styles(names):
+    """{layer: matplotlib line style}: one colour per layer in every panel of the history figure
+    (tab20, where the default cycle's ten colours repeat on the twelve layers of the default
+    set), and past twenty layers dashed, then dotted, lines as well."""
+    from matplotlib import colormaps
+
+    return {name: {"color": colormaps["tab20"](index % 20),
+                   "linestyle": ("-", "--", ":")[index // 20 % 3]}
+            for index, name in enumerate(sorted(names))}
+
+
 def write_history(paths, out_dir, thresholds=Thresholds(), repo=None):
     """history.png (GFLOP/s per case across runs, one panel per algorithm) and history.md.
 
@@ -228,10 +239,15 @@ def write_history(paths, out_dir, thresholds=Thresholds(), repo=None):
     mixed = mixed_thread_backends(pd.concat([frame for _, frame in runs]))
     runs = [(path, split_threads(frame, mixed)) for path, frame in runs]
     steps = split_threads(steps, mixed)
-    labels = [f"{str(frame['commit'].iloc[0])[:7]}\n{str(frame['commit_date'].iloc[0] or '')[:10]}"
+    labels = [f"{str(frame['commit'].iloc[0])[:7]} {str(frame['commit_date'].iloc[0] or '')[:10]}"
               for _, frame in runs]
     kernels = sorted({(a, b) for _, frame in runs for a, b in zip(frame["algo"], frame["backend"])})
-    fig, axes = plt.subplots(len(kernels), 1, figsize=(10, 3.2 * len(kernels)), squeeze=False)
+    # a third of an inch per run, so the runs' labels stand upright side by side without touching
+    fig, axes = plt.subplots(len(kernels), 1, figsize=(max(10.0, 5 + 0.33 * len(runs)),
+                                                       3.4 * len(kernels)),
+                             squeeze=False, layout="constrained")
+    style = layer_styles({row_name or descriptor for _, frame in runs
+                          for row_name, descriptor in zip(frame["name"], frame["descriptor"])})
     for ax, (algo, backend) in zip(axes[:, 0], kernels):
         cases, disturbed = {}, []
         for index, (_, frame) in enumerate(runs):
@@ -245,7 +261,8 @@ def write_history(paths, out_dir, thresholds=Thresholds(), repo=None):
             ax.plot(index, gflops, marker="x", markersize=9, color="grey", zorder=6)
         for name, series in cases.items():
             xs = sorted(series)
-            line, = ax.plot(xs, [series[x] for x in xs], marker="o", markersize=3, label=name)
+            ax.plot(xs, [series[x] for x in xs], marker="o", markersize=3, label=name,
+                    **style[name])
             for _, step in steps[(steps["algo"] == algo) & (steps["backend"] == backend)
                                  & (steps["name"] == name)].iterrows():
                 index = position[step["file"]]
@@ -258,14 +275,20 @@ def write_history(paths, out_dir, thresholds=Thresholds(), repo=None):
         ax.set_title(f"{algo}/{backend}", fontsize=10, loc="left")
         ax.set_ylabel("GFLOP/s")
         ax.set_xticks(range(len(runs)))
-        ax.set_xticklabels(labels, fontsize=7)
+        ax.set_xticklabels(labels, fontsize=7, rotation=90)
+        ax.set_xlim(-0.5, len(runs) - 0.5)
         ax.grid(alpha=0.3)
         if cases:
-            ax.legend(fontsize=6, ncol=3, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.suptitle("red: significantly slower than the run before; green: faster; dotted line: the "
-                 "software or its settings changed; grey x: timed while others were busy on the "
-                 "CPUs", fontsize=9)
-    fig.tight_layout()
+            ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    from matplotlib.lines import Line2D
+    key = [Line2D([], [], marker="v", markersize=10, color="red", linestyle="none",
+                  label="significantly slower than the run before"),
+           Line2D([], [], marker="^", markersize=10, color="green", linestyle="none",
+                  label="significantly faster"),
+           Line2D([], [], marker="x", markersize=8, color="grey", linestyle="none",
+                  label="timed while others were busy on the CPUs"),
+           Line2D([], [], color="grey", linestyle=":", label="the software or its settings changed")]
+    fig.legend(handles=key, loc="outside upper center", ncol=2, fontsize=9, frameon=False)
     fig.savefig(out_dir / "history.png", dpi=100)
     plt.close(fig)
     lines = ["# convbench history", "", f"{len(runs)} runs, oldest first: "

@@ -421,3 +421,14 @@ def test_errors_figure_draws_the_tolerance_and_the_grown_one(monkeypatch, tmp_pa
             if isinstance(collection, LineCollection)]
     levels = sorted(float(bar.get_segments()[0][0][1]) for bar in bars)
     assert levels == pytest.approx([2e-6, 3e-6, 1.2e-5])
+
+
+def test_history_gives_each_layer_its_own_line_style_in_every_panel():
+    from convbench.history import layer_styles
+
+    names = [f"layer{index:02d}" for index in range(45)]
+    styles = layer_styles(names)
+    looks = {(tuple(style["color"]), style["linestyle"]) for style in styles.values()}
+    assert len(looks) == len(names)                    # no two layers drawn alike
+    assert len({tuple(styles[name]["color"]) for name in names[:20]}) == 20
+    assert layer_styles(reversed(names[:12])) == layer_styles(names[:12])   # order-free
