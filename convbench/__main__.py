@@ -95,7 +95,16 @@ def _fmt(value, spec):
     return "" if value is None or value != value else format(value, spec)
 
 
-def progress_line(row, done, total, show_threads=False):
+def duration_text(seconds):
+    """``1:05`` for 65 s, ``2:01:40`` past the hour."""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def progress_line(row, done, total, left_s=None, show_threads=False):
+    """One finished case on standard error: its place in the sweep and, while cases remain, the
+    time they are expected to take (``left_s``, from the sweep)."""
     status = row["status"]
     detail = row["reason"] if status != "PASSED" else (
         f"{row['median_s'] * 1e3:9.3f} ms {row['gflops']:8.1f} GFLOP/s  err {row['rel_l2']:.1e}"
@@ -106,7 +115,8 @@ def progress_line(row, done, total, show_threads=False):
     kernel = f"{row['algo']}/{row['backend']}"
     if show_threads and row["threads"]:
         kernel += f"@{row['threads']}t"
-    print(f"[{done:>{len(str(total))}}/{total}] {label[:34]:34} {kernel:16}"
+    left = f" ~{duration_text(left_s)} left" if left_s is not None and done < total else ""
+    print(f"[{done:>{len(str(total))}}/{total}{left}] {label[:34]:34} {kernel:16}"
           f" {status:8} {detail[:110]}", file=sys.stderr, flush=True)
 
 

@@ -282,8 +282,9 @@ def sweep(problems, kernels, options, out_dir=DEFAULT_RESULTS_DIR, resume=None, 
     The file is ``out_dir/<machine-id>/[subdir/]<time>_<commit>.json``; a ``subdir`` keeps runs that
     are not sweeps of a set (``find``) out of the machine's history and comparisons.
 
-    ``on_start(path)`` is called once the results file exists; ``report(row, done, total)`` after
-    each case (progress output). With ``resume``, rows already in that file are kept and their cases
+    ``on_start(path)`` is called once the results file exists; ``report(row, done, total,
+    left_s)`` after each case (progress output), ``left_s`` the time the cases still to run are
+    expected to take (the mean wall time of those run so far; None before the first). With ``resume``, rows already in that file are kept and their cases
     not run again, except those for which ``retime(row)`` is true: they run again and their new
     rows take the old ones' places.
     """
@@ -325,13 +326,20 @@ def sweep(problems, kernels, options, out_dir=DEFAULT_RESULTS_DIR, resume=None, 
              for problem in problems for kernel in kernels
              for threads in options.thread_counts(kernel)]
     done = len([1 for *_, row in cases if case_key(row) in finished])
+
+    def skipped(problem, kernel):
+        return (kernel.supports(problem, budget, options.workspace_limit)
+                or _check_case_memory(problem, kernel, budget))
+
+    # for the time left: skipped cases take none, so only the cases that will run are counted
+    to_run = sum(1 for problem, kernel, _, row in cases
+                 if case_key(row) not in finished and not skipped(problem, kernel))
+    walls = []
     with tempfile.TemporaryDirectory(prefix="convbench-case-") as workdir:
         for problem, kernel, threads, row in cases:
             if case_key(row) in finished:
                 continue
-            reason = kernel.supports(problem, budget, options.workspace_limit)
-            if not reason:
-                reason = _check_case_memory(problem, kernel, budget)
+            reason = skipped(problem, kernel)
             if reason:   # unavailable: the kernel cannot run here at all (a library, no GPU)
                 row.update(status="SKIPPED", reason=reason,
                            unavailable=reason == kernel.unavailable_reason)
@@ -341,6 +349,8 @@ def sweep(problems, kernels, options, out_dir=DEFAULT_RESULTS_DIR, resume=None, 
                                               env=peer_environment(env) if kernel.spec.peer else env,
                                               threads=threads)
                 complete_row(row, found, problem, row_ceiling(document["ceilings"], kernel, threads))
+                walls.append(row.get("case_wall_s") or 0.0)
+                to_run = max(0, to_run - 1)
                 if case_pyperf is not None and row["status"] == "PASSED":
                     suite.add(case_pyperf)
                 elif case_key(row) in redo:   # timed again, and not timed this time
@@ -354,7 +364,8 @@ def sweep(problems, kernels, options, out_dir=DEFAULT_RESULTS_DIR, resume=None, 
             write_atomic(path, document)
             done += 1
             if report:
-                report(row, done, len(cases))
+                report(row, done, len(cases),
+                       sum(walls) / len(walls) * to_run if walls else None)
     document["complete"] = True
     if document["ceilings"]:   # measured again: did the machine's speed change during the run?
         document["ceilings_end"] = {backend: measure(backend) for backend in document["ceilings"]

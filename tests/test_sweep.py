@@ -81,6 +81,24 @@ def test_smoke_sweep_prints_table_and_path(smoke_run):
     assert re.search(rf"\[\s*{total}/{total}\] ", proc.stderr)  # one progress line per case
 
 
+def test_progress_lines_say_how_long_the_cases_still_to_run_will_take(smoke_run):
+    """After each case: the mean wall time of the cases run so far times the cases still to
+    run (skipped ones take none); nothing before the first case has run, nor after the last."""
+    proc, path = smoke_run
+    lines = re.findall(r"^\[\s*(\d+)/(\d+)(?: ~(\d+):(\d\d) left)?\] ", proc.stderr, re.M)
+    rows = read_document(path)["rows"]              # in the order they ran
+    assert len(lines) == len(rows)
+    ran = [row["status"] != "SKIPPED" for row in rows]
+    for done, total, minutes, seconds in lines:
+        done, total = int(done), int(total)
+        walls = [row["case_wall_s"] for row, was_run in zip(rows[:done], ran) if was_run]
+        if done == total or not walls:
+            assert minutes == "", (done, total)
+            continue
+        expected = sum(walls) / len(walls) * sum(ran[done:])
+        assert abs(int(minutes) * 60 + int(seconds) - expected) <= 0.5 + 1e-9, (done, expected)
+
+
 def test_show_reprints_a_saved_runs_table(smoke_run, tmp_path):
     run, path = smoke_run
     proc = run_cli("show", str(path))
