@@ -715,7 +715,7 @@ def _compare(args):
                               history_runs=len(alike_files), json_path=args.json)
 
 
-def ab_progress(result, done, total):
+def ab_progress(result, done, total, left_s=None):
     if result.ratio is not None:
         low = "" if result.ratio_low is None else \
             f" [{100 * (result.ratio_low - 1):+.1f}, {100 * (result.ratio_high - 1):+.1f}]"
@@ -725,7 +725,9 @@ def ab_progress(result, done, total):
         detail = result.reason
     source = {True: "same", False: "changed", None: "?"}[result.same_source]
     label = result.name or result.descriptor
-    print(f"[{done:>{len(str(total))}}/{total}] {label[:30]:30} {result.algo + '/' + result.backend:16}"
+    left = f" ~{duration_text(left_s)} left" if left_s is not None and done < total else ""
+    print(f"[{done:>{len(str(total))}}/{total}{left}] {label[:30]:30} "
+          f"{result.algo + '/' + result.backend:16}"
           f" {source:7} {result.verdict:8} {detail[:100]}", file=sys.stderr, flush=True)
 
 

@@ -451,7 +451,8 @@ def run_ab(problems, kernels, trees, settings, out=None, report=None, repo=PROJE
     """Every (problem, kernel) supported by the new version, measured with :func:`measure_case`.
 
     ``out``: a JSON file rewritten after every case, so an interrupted comparison keeps what it
-    finished. ``report(result, done, total)`` is called after each case. ``options``: what selected
+    finished. ``report(result, done, total, left_s)`` is called after each case, ``left_s`` the
+    time the cases still to measure are expected to take (None before the first is measured). ``options``: what selected
     the cases (shapes, algorithms, backends, batch), stored for ``--resume``. ``previous``: the
     document of an interrupted comparison; its cases are kept and not measured again.
     """
@@ -466,11 +467,17 @@ def run_ab(problems, kernels, trees, settings, out=None, report=None, repo=PROJE
                             "settings": settings.__dict__, "options": options or {},
                             "machine": fingerprint(), "cases": []}
     finished = {(case["descriptor"], case["algo"], case["backend"]) for case in document["cases"]}
+    # for the time left: skipped cases take none, so only those to be measured are counted
+    to_measure = sum(1 for problem, kernel in cases
+                     if (problem.descriptor, kernel.spec.algo, kernel.spec.backend) not in finished
+                     and not kernel.supports(problem, settings.memory_budget))
+    walls = []
     with tempfile.TemporaryDirectory(prefix="convbench-ab-ref-") as reference_cache:
         for done, (problem, kernel) in enumerate(cases, 1):
             if (problem.descriptor, kernel.spec.algo, kernel.spec.backend) in finished:
                 continue
             reason = kernel.supports(problem, settings.memory_budget)
+            started = time.perf_counter()
             if reason:
                 result = CaseResult(descriptor=problem.descriptor, name=problem.name,
                                     algo=kernel.spec.algo, backend=kernel.spec.backend,
@@ -479,11 +486,14 @@ def run_ab(problems, kernels, trees, settings, out=None, report=None, repo=PROJE
             else:
                 result = measure_case(problem, kernel, trees, settings, reference_cache,
                                       same_source=same[kernel.name])
+                walls.append(time.perf_counter() - started)
+                to_measure = max(0, to_measure - 1)
             document["cases"].append(result.as_dict())
             if out:
                 write_atomic(out, document)
             if report:
-                report(result, done, len(cases))
+                report(result, done, len(cases),
+                       sum(walls) / len(walls) * to_measure if walls else None)
     return [CaseResult(**case) for case in document["cases"]], document
 
 

@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -284,6 +285,10 @@ def test_cli_exits_1_on_a_slowdown_and_keeps_every_case(tmp_path):
     assert by_algo["im2col"]["same_source"] is True and by_algo["im2col"]["status"] == "PASSED"
     assert by_algo["im2col"]["identical_output"] is True
     assert by_algo["winograd"]["status"] == "PASSED"   # 3x3 stride 1: supported
+    # the time left after each measured case but the last: three cases, all measured
+    counters = re.findall(r"^\[(\d)/3( ~\d+:\d\d left)?\]", proc.stderr, re.M)
+    assert [(done, bool(left)) for done, left in counters] == [("1", True), ("2", True),
+                                                               ("3", False)]
 
     # as if interrupted after two cases: --resume measures the third alone, with the stored trees
     kept = document["cases"][:2]
