@@ -452,9 +452,10 @@ def run_ab(problems, kernels, trees, settings, out=None, report=None, repo=PROJE
 
     ``out``: a JSON file rewritten after every case, so an interrupted comparison keeps what it
     finished. ``report(result, done, total, left_s)`` is called after each case, ``left_s`` the
-    time the cases still to measure are expected to take (None before the first is measured). ``options``: what selected
-    the cases (shapes, algorithms, backends, batch), stored for ``--resume``. ``previous``: the
-    document of an interrupted comparison; its cases are kept and not measured again.
+    time the cases still to measure are expected to take (None before the first is measured).
+    ``options``: what selected the cases (shapes, algorithms, backends, batch), stored for
+    ``--resume``. ``previous``: the document of an interrupted comparison; its cases are kept and
+    not measured again.
     """
     from .results import write_atomic
 

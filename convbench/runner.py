@@ -284,9 +284,10 @@ def sweep(problems, kernels, options, out_dir=DEFAULT_RESULTS_DIR, resume=None, 
 
     ``on_start(path)`` is called once the results file exists; ``report(row, done, total,
     left_s)`` after each case (progress output), ``left_s`` the time the cases still to run are
-    expected to take (the mean wall time of those run so far; None before the first). With ``resume``, rows already in that file are kept and their cases
-    not run again, except those for which ``retime(row)`` is true: they run again and their new
-    rows take the old ones' places.
+    expected to take (the mean wall time of those run so far; None before the first). With
+    ``resume``, rows already in that file are kept and their cases not run again, except those
+    for which ``retime(row)`` is true: they run again and their new rows take the old ones'
+    places.
     """
     if options.mode not in MODES:
         raise ValueError(f"unknown mode {options.mode!r}; valid: {', '.join(MODES)}")
