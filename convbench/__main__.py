@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from .compare import text_table
+from .compare import HISTORY_MIN_RUNS, text_table
 from .machine import busy_row, busy_text
 from .memory import format_bytes, parse_bytes
 from .registry import all_kernels, select, usable_backends
@@ -364,6 +364,17 @@ def _print_environment(kernels):
                 print(f"note: {note}", file=sys.stderr)
 
 
+def _history_floor_text(alike, total, what):
+    """How many earlier runs give the run-to-run floor: those of the base run's environment, and
+    only from :data:`convbench.compare.HISTORY_MIN_RUNS` of them."""
+    if alike >= HISTORY_MIN_RUNS:
+        return (f"{alike} of the {total} {what}, those made in the base run's environment, give "
+                f"the run-to-run floor")
+    return (f"{alike} of the {total} {what} were made in the base run's environment, and a "
+            f"run-to-run floor needs {HISTORY_MIN_RUNS}: none applies, so this machine's drift "
+            f"from run to run can be called slower or faster")
+
+
 def _complete(path):
     """Whether the run of a results file finished its sweep (files that do not say did)."""
     from .results import read_document
@@ -695,9 +706,9 @@ def _compare(args):
     history_files = history_paths(args.history or [])
     alike_files = same_environment_runs(args.base, history_files)
     history = load_results(*alike_files) if alike_files else None
-    if len(alike_files) < len(history_files):
-        print(f"history: {len(alike_files)} of {len(history_files)} runs were made in the base "
-              f"run's environment and give the run-to-run floor")
+    if history_files and (len(alike_files) < len(history_files)
+                          or len(alike_files) < HISTORY_MIN_RUNS):
+        print(f"history: {_history_floor_text(len(alike_files), len(history_files), 'runs')}")
     frame = compare_frames(base, new, thresholds, history,
                            new_complete=_complete(args.new))
     frame, code_changes = refine_code_changed(frame, (args.base, base), (args.new, new))
@@ -1015,8 +1026,7 @@ def compare_with_latest_committed(path, json_path=None):
     changed = frame[~frame["verdict"].isin(quiet)]
     print(f"\ncompared with the latest committed run "
           f"{'of the same selection' if alike else '(none made the same selection)'} {base_path} "
-          f"({len(floors)} of the {len(baselines)} committed runs, those made in its "
-          f"environment, give the run-to-run floor):")
+          f"({_history_floor_text(len(floors), len(baselines), 'committed runs')}):")
     if len(changed):
         print(render(changed))
     missing = int((frame["verdict"] == "only in base").sum())

@@ -539,8 +539,14 @@ def test_history_runs_made_in_another_environment_give_no_floor(tmp_path):
         (history / f"2026010{i}T000000Z_run{i}.json").write_text(json.dumps(run))
     assert not same_environment(base["machine"], run["machine"])
     proc = cli(tmp_path / "base.json", tmp_path / "new.json", "--history", history)
-    assert "history: 3 of 4 runs were made in the base run's environment" in proc.stdout
+    assert ("history: 3 of the 4 runs, those made in the base run's environment, give the "
+            "run-to-run floor") in proc.stdout
     assert proc.returncode == 1 and "verdict: REGRESSION" in proc.stdout
+    # with two of the base's environment left there is no floor at all, and compare says so
+    (history / "20260100T000000Z_run0.json").unlink()
+    proc = cli(tmp_path / "base.json", tmp_path / "new.json", "--history", history)
+    assert ("history: 2 of the 3 runs were made in the base run's environment, and a run-to-run "
+            "floor needs 3: none applies") in proc.stdout
 
 
 def test_a_peer_library_installed_in_one_run_only_is_the_same_environment():
