@@ -1246,7 +1246,23 @@ def build_parser():
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a CI job's timeout or cancel, ``kill``) taken as Ctrl-C is: the running case and
+    its workers are killed with it, the finished ones stay saved, and the command says how to go
+    on from them."""
+
+
+_TERMINATED = []   # set by the handler: a command's 130 (interrupted) was a SIGTERM
+
+
+def _terminate(signum, frame):
+    _TERMINATED.append(signum)
+    raise Terminated()
+
+
 def main(argv=None):
+    import signal
+
     from .requirements import check
 
     args = build_parser().parse_args(argv)
@@ -1254,8 +1270,17 @@ def main(argv=None):
     if unmet:
         print(unmet, file=sys.stderr)
         return EXIT_USAGE
+    # Python's default for SIGTERM ends the process where it stands: the case's own process group
+    # (pyperf's workers with it) would run on with nobody to kill it, and nothing said what was kept
     try:
-        return args.func(args)
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:   # called from a thread other than the main one: leave signals alone
+        previous = None
+    try:
+        status = args.func(args)
+        return 128 + signal.SIGTERM if status == 130 and _TERMINATED else status
+    except Terminated:   # outside the commands' own handling: no traceback
+        return 128 + signal.SIGTERM
     except ResultsError as error:  # a missing, corrupt or unknown-version results file
         print(f"convbench {args.command}: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -1266,6 +1291,10 @@ def main(argv=None):
         where = f"{error.filename}: " if error.filename else ""
         print(f"convbench {args.command}: {where}{error.strerror or error}", file=sys.stderr)
         return EXIT_USAGE
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        _TERMINATED.clear()
 
 
 if __name__ == "__main__":

@@ -151,6 +151,41 @@ def test_interrupted_sweep_resumes_without_redoing_cases(tmp_path):
     assert sorted(cases) == sorted(fresh)
 
 
+def test_a_terminated_sweep_kills_its_running_case_and_says_how_to_resume(tmp_path):
+    """SIGTERM, as a CI job's timeout or cancel sends it, is taken as Ctrl-C: the case running
+    (here one that hangs) dies with the sweep instead of running on in its own process group,
+    the finished rows stay, and the exit status is 143."""
+    shapes = tmp_path / "one.txt"
+    shapes.write_text('mb1ic2ih6oc2oh6kh3ph1n"tiny"\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "convbench", "run", "--shapes", str(shapes), "--check-only",
+         "--algo", "direct,hang", "--case-timeout", "300", "--out", str(tmp_path / "out")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env_with_bad_kernels())
+    deadline, children, path = time.time() + 300, [], None
+    while time.time() < deadline and not children:
+        files = results_in(tmp_path / "out") if (tmp_path / "out").is_dir() else []
+        try:
+            done = files and read_document(files[0])["rows"]
+        except ValueError:
+            done = []
+        if done:   # direct finished: the hanging case is the one running now
+            path = files[0]
+            children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(proc.pid)],
+                                      capture_output=True, text=True).stdout.split()
+        time.sleep(0.2)
+    assert children, "the hanging case never started"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert f"--resume {path}" in err
+    for pid in map(int, children):
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    document = read_document(path)
+    assert document["complete"] is False
+    assert [row["algo"] for row in document["rows"]] == ["direct"]
+
+
 def test_resume_refuses_a_file_of_another_machine_and_names_a_changed_environment(tmp_path):
     made = subprocess.run([sys.executable, "-m", "convbench", "run", "--shapes", "smoke",
                            "--match", "3x3_odd", "--algo", "direct", "--check-only", "--out",
