@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,6 +101,20 @@ def test_hanging_kernel_times_out_and_the_sweep_goes_on(tmp_path):
     assert frame[frame["algo"] == "hang"]["reason"].str.contains("3 s limit").all()
 
 
+def wait_for_rows(root, count, timeout=300):
+    """The results file under ``root`` once a running sweep has saved ``count`` rows in it."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        files = results_in(root) if Path(root).is_dir() else []
+        try:
+            if files and len(read_document(files[0])["rows"]) >= count:
+                return files[0]
+        except ValueError:   # caught between its write and its rename
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"the sweep saved fewer than {count} rows in {timeout} s")
+
+
 def _default_sigint():
     """In the child before it starts: SIGINT back to its default. A shell without job control
     starts background jobs with SIGINT ignored, and a Python started so ignores Ctrl-C (no
@@ -112,20 +127,7 @@ def test_interrupted_sweep_resumes_without_redoing_cases(tmp_path):
             "--algo", "direct,im2col,fft", "--out", str(tmp_path)]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=_default_sigint)
-    deadline = time.time() + 300
-    path = None
-    while time.time() < deadline:
-        files = results_in(tmp_path)
-        if files:
-            try:
-                rows = read_document(files[0])["rows"]
-            except ValueError:
-                rows = []
-            if len(rows) >= 3:
-                path = files[0]
-                break
-        time.sleep(0.2)
-    assert path, "the sweep produced no rows in time"
+    path = wait_for_rows(tmp_path, 3)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
@@ -161,18 +163,12 @@ def test_a_terminated_sweep_kills_its_running_case_and_says_how_to_resume(tmp_pa
         [sys.executable, "-m", "convbench", "run", "--shapes", str(shapes), "--check-only",
          "--algo", "direct,hang", "--case-timeout", "300", "--out", str(tmp_path / "out")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env_with_bad_kernels())
-    deadline, children, path = time.time() + 300, [], None
+    path = wait_for_rows(tmp_path / "out", 1)   # direct finished: the hanging case runs now
+    deadline, children = time.time() + 60, []
     while time.time() < deadline and not children:
-        files = results_in(tmp_path / "out") if (tmp_path / "out").is_dir() else []
-        try:
-            done = files and read_document(files[0])["rows"]
-        except ValueError:
-            done = []
-        if done:   # direct finished: the hanging case is the one running now
-            path = files[0]
-            children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(proc.pid)],
-                                      capture_output=True, text=True).stdout.split()
-        time.sleep(0.2)
+        children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(proc.pid)],
+                                  capture_output=True, text=True).stdout.split()
+        time.sleep(0.1)
     assert children, "the hanging case never started"
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
