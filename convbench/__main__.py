@@ -212,9 +212,10 @@ def failures_text(path):
     return "\n".join(lines)
 
 
-def _resume_refusal(command, path, document):
+def _resume_refusal(command, path, document, finished=False):
     """Why the interrupted run in ``path`` cannot go on here (it was made on another machine),
-    else None; a changed environment on the same machine is named on stderr and it goes on."""
+    else None; a changed environment on the same machine is named on stderr and it goes on
+    (unless the run is ``finished`` and nothing will be timed)."""
     from .machine import environment_changes, fingerprint, machine_id
 
     recorded = document.get("machine") or {}
@@ -223,7 +224,7 @@ def _resume_refusal(command, path, document):
         return (f"{path} was made on {made_on}, and this machine is {here}: its cases would mix "
                 f"two machines' timings. Resume it on {made_on}, or start a new run here")
     changes = environment_changes(recorded, fingerprint())
-    if changes:
+    if changes and not finished:
         print(f"convbench {command}: resuming in a changed environment ({'; '.join(changes)}): the "
               f"cases timed from here on run in this one", file=sys.stderr)
     return None
@@ -235,7 +236,8 @@ def _resume_options(args):
     from .results import read_document
 
     document = read_document(args.resume)
-    refused = _resume_refusal("run", args.resume, document)
+    refused = _resume_refusal("run", args.resume, document,
+                              finished=document.get("complete") and not args.retime_busy)
     if refused:
         return refused
     stored = document["options"]
@@ -317,6 +319,10 @@ def cmd_run(args):
                            check_only=args.check_only, threads=args.thread_counts,
                            match=args.match)
     _print_plan("convbench", problems, kernels, options)
+    if args.resume and not args.retime_busy and _complete(args.resume):
+        print(f"convbench run: {args.resume} is a finished run, every case in it: nothing to "
+              f"resume (its table follows; --retime-busy times its busy cases again)",
+              file=sys.stderr)
     _print_environment(kernels)
     started = {}
     try:

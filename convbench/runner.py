@@ -327,6 +327,8 @@ def sweep(problems, kernels, options, out_dir=DEFAULT_RESULTS_DIR, resume=None, 
              for problem in problems for kernel in kernels
              for threads in options.thread_counts(kernel)]
     done = len([1 for *_, row in cases if case_key(row) in finished])
+    if resume and document.get("complete") and done == len(cases):
+        return path   # a finished run: nothing to add, and its file stays as it was measured
 
     def skipped(problem, kernel):
         return (kernel.supports(problem, budget, options.workspace_limit)

@@ -146,6 +146,14 @@ def test_interrupted_sweep_resumes_without_redoing_cases(tmp_path):
     assert cases[:len(done_before)] == done_before          # finished rows kept, not redone
     assert len(cases) == len(set(cases)) == 4 * 3           # every case exactly once
 
+    # resuming the finished run again times nothing and leaves its file (and end ceilings) as is
+    before = path.read_bytes()
+    again = subprocess.run([sys.executable, "-m", "convbench", "run", "--resume", str(path)],
+                           capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert "is a finished run, every case in it: nothing to resume" in again.stderr
+    assert path.read_bytes() == before
+
     fresh_dir = tmp_path / "fresh"
     subprocess.run(args[:-1] + [str(fresh_dir)], capture_output=True, text=True, timeout=600,
                    check=True)
