@@ -442,6 +442,9 @@ def write_report(paths, out_dir):
         sections.append(f"## {machine}\n\nRun of commit `{str(latest['commit'].iloc[0])[:10]}` "
                         f"({latest['created'].iloc[0]}).\n\n"
                         + machine_text(document["machine"]) + "\n"
+                        + (f"\n**Incomplete:** the sweep was interrupted after {len(latest)} "
+                           f"cases; `python -m convbench run --resume {latest['file'].iloc[0]}` "
+                           f"finishes it.\n" if document.get("complete") is False else "")
                         + (f"\n**Disturbed:** {disturbed}.\n" if disturbed else ""))
         sections.append("### Best algorithm per layer\n\n" + _markdown_table(best) + "\n")
         totals = network_totals(latest)

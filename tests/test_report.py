@@ -34,6 +34,18 @@ def test_report_writes_markdown_html_and_figures(tmp_path):
     assert page.count("data:image/png;base64,") == len(pngs) and "<table>" in page
 
 
+def test_a_report_of_an_interrupted_run_says_so_and_how_to_finish_it(tmp_path):
+    finished = write_report([DATA / "compare_base.json"], tmp_path / "finished").read_text()
+    assert "Incomplete" not in finished
+    document = json.loads((DATA / "compare_base.json").read_text())
+    document["rows"] = document["rows"][:3]
+    path = tmp_path / "interrupted.json"
+    path.write_text(json.dumps(dict(document, complete=False)))
+    text = write_report([path], tmp_path / "interrupted").read_text()
+    assert ("**Incomplete:** the sweep was interrupted after 3 cases; "
+            f"`python -m convbench run --resume {path}` finishes it.") in text
+
+
 def test_per_layer_figures_stack_panels_for_a_large_set(tmp_path):
     """Per-layer bar figures keep at most ``LAYERS_PER_PANEL`` layers side by side: a set of 52
     layers draws three panels of up to 24, one below the other, instead of one figure 52 layers
