@@ -7,8 +7,10 @@ importing CuPy, rows with the GPU ceilings. Only the speed is not a GPU's.
 
 import json
 import os
+import re
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -106,3 +108,33 @@ def test_ab_times_gpu_kernels_with_cuda_events(tmp_path):
         assert len(case["samples"]) == 3 and all(base > 0 and new > 0
                                                   for pairs in case["samples"]
                                                   for base, new in pairs)
+
+
+def test_gpu_check_script_runs_its_stages_and_packs_the_results(tmp_path):
+    """tools/gpu_check.sh as the first call on a lent GPU runs it (env, then a shape set), on the
+    stand-in: each stage's log, and results.tgz holding results/<machine-id>/ to commit. The
+    results root is a scratch folder (RESULTS), so the checkout gains nothing."""
+    results, out = tmp_path / "results", tmp_path / "out"
+    with emulated_cupy():
+        ceilings = measure_gpu(sgemm_size=64, copy_bytes=1 << 20)
+    (results / machine_id()).mkdir(parents=True)
+    (results / machine_id() / "ceilings.json").write_text(json.dumps({"gpu": ceilings}))
+    before = sorted((ROOT / "results").rglob("*"))
+    env = dict(os.environ, OUT=str(out), RESULTS=str(results), PYTHON=sys.executable,
+               BUDGET="500", PYTHONPATH=os.pathsep.join(
+                   filter(None, [str(FAKECUDA), os.environ.get("PYTHONPATH")])))
+    proc = subprocess.run(["bash", str(ROOT / "tools" / "gpu_check.sh"), "env", "smoke"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    # no nvidia-smi and no CUDA versions under the stand-in: the env stage says so, status 1
+    assert proc.returncode == 1 and "=== done" in proc.stdout, proc.stdout + proc.stderr
+    env_text = (out / "env.txt").read_text()
+    assert f"machine id: {machine_id()}" in env_text
+    assert "CUDA runtime FAILED" in env_text and re.search(r"^numpy \d", env_text, re.M)
+    log = (out / "smoke.log").read_text()
+    assert re.search(r"^\d+ cases: \d+ PASSED", log, re.M), log[-2000:]
+    with tarfile.open(out / "results.tgz") as packed:
+        names = packed.getnames()
+    runs = [name for name in names if re.fullmatch(
+        rf"results/{re.escape(machine_id())}/\d{{8}}T\d{{6}}Z_\w+(-dirty)?\.json", name)]
+    assert len(runs) == 1, names
+    assert sorted((ROOT / "results").rglob("*")) == before

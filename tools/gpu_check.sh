@@ -14,6 +14,8 @@
 #
 # Everything goes to $OUT (default: gpu-check-out/): a log per stage and results.tgz holding
 # results/<gpu-machine-id>/ to unpack in a checkout and commit, packed again after every stage.
+# RESULTS (default: results) is the results root the sweeps write under (the tests point it at a
+# scratch folder); the archive holds its last component and the machine's folder.
 # BUDGET (default 570 s, under the device's 10-minute limit per command) bounds the whole call: a
 # stage gets what is left less a margin for packing, a sweep that runs out is interrupted (SIGINT:
 # every finished case stays in its file) and the stages after it are skipped. Sweeps use --mode quick unless
@@ -45,7 +47,11 @@ stages=("$@")
 BUDGET=${BUDGET:-570}
 MARGIN=20
 id=$("$PY" -c "from convbench.machine import machine_id; print(machine_id())")
-pack() { [ -d "results/$id" ] && tar czf "$OUT/results.tgz" "results/$id"; }
+RESULTS=${RESULTS:-results}
+pack() {
+    [ -d "$RESULTS/$id" ] &&
+        tar czf "$OUT/results.tgz" -C "$(dirname "$RESULTS")" "$(basename "$RESULTS")/$id"
+}
 status=0
 for stage in "${stages[@]}"; do
     left=$((BUDGET - SECONDS - MARGIN))
@@ -59,15 +65,32 @@ for stage in "${stages[@]}"; do
     case $stage in
     env)
         { nvidia-smi; "$PY" - <<'PYEOF'
-import cupy, numpy, scipy, numba, torch, pyperf
-from convbench.machine import fingerprint, machine_id
-print("machine id:", machine_id())
-print("cupy", cupy.__version__, "CUDA runtime", cupy.cuda.runtime.runtimeGetVersion(),
-      "driver", cupy.cuda.runtime.driverGetVersion())
-print("torch", torch.__version__, "CUDA", torch.version.cuda, "cuDNN", torch.backends.cudnn.version())
-print("numpy", numpy.__version__, "scipy", scipy.__version__, "numba", numba.__version__,
-      "pyperf", pyperf.__version__)
-print(fingerprint())
+# each line on its own: one library that fails to answer must not hide what the others say
+import importlib
+failed = False
+
+def show(label, read):
+    global failed
+    try:
+        print(label, read())
+    except Exception as error:  # noqa: BLE001 - name it and go on
+        failed = True
+        print(label, f"FAILED: {type(error).__name__}: {error}")
+
+def version(name):
+    return importlib.import_module(name).__version__
+
+show("machine id:", lambda: __import__("convbench.machine").machine.machine_id())
+show("cupy", lambda: version("cupy"))
+show("CUDA runtime", lambda: __import__("cupy").cuda.runtime.runtimeGetVersion())
+show("CUDA driver", lambda: __import__("cupy").cuda.runtime.driverGetVersion())
+show("torch", lambda: version("torch"))
+show("torch CUDA", lambda: __import__("torch").version.cuda)
+show("cuDNN", lambda: __import__("torch").backends.cudnn.version())
+for name in ("numpy", "scipy", "numba", "pyperf"):
+    show(name, lambda: version(name))
+show("fingerprint", lambda: __import__("convbench.machine").machine.fingerprint())
+raise SystemExit(1 if failed else 0)
 PYEOF
         } 2>&1 | tee "$OUT/env.txt" || status=1 ;;
     tests)
@@ -77,7 +100,8 @@ PYEOF
         "${limit[@]}" "$PY" -m convbench run --resume "${stage#resume=}" 2>&1 \
             | tee "$OUT/resume.log" || status=1 ;;
     *)  # a shape set
-        "${limit[@]}" "$PY" -m convbench run --shapes "$stage" --backend gpu --mode "$MODE" 2>&1 \
+        "${limit[@]}" "$PY" -m convbench run --shapes "$stage" --backend gpu --mode "$MODE" \
+            --out "$RESULTS" 2>&1 \
             | tee "$OUT/$stage.log" || status=1 ;;
     esac
     pack
