@@ -409,6 +409,11 @@ def _finish_comparison(frame, base_path, new_path, code_changes=None, *, thresho
     if changes:
         print("the two runs differ in (a change of speed may come from these, not the code): "
               + "; ".join(changes))
+    modes = [document["options"].get("mode") for document in (base, new)]
+    if modes[0] != modes[1] and not any(d["options"].get("check_only") for d in (base, new)):
+        print(f"the two runs were timed in different modes (base {modes[0]}, new {modes[1]}): "
+              f"their numbers of processes and values differ, and no earlier run's floor applies "
+              f"across modes")
     if new.get("complete") is False:
         unreached = int((frame["verdict"] == "not reached").sum())
         print(f"the new run is incomplete: its sweep was interrupted"

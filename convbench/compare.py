@@ -209,6 +209,12 @@ def timing_verdict(base_row, new_row, thresholds, drift=None):
     return verdict, ratio, p_value, f"{change:+.1%}, p={p_value:.2g}"
 
 
+def _timed(row):
+    """Whether a row holds a time: a median above zero (not None, nor NaN from a join)."""
+    median = row.get("median_s")
+    return median is not None and median == median and float(median) > 0
+
+
 def _flag(value):
     """A boolean column's value, False where the row has none (a file from before the column,
     or the side of an outer join that lacks the case: None or NaN)."""
@@ -222,7 +228,8 @@ def compare_frames(base, new, thresholds=Thresholds(), history=None, new_complet
     rows are left out of it.
 
     ``new_complete``: False when the new run's sweep was interrupted (its file says so); a case
-    of the base it lacks is then ``not reached`` rather than ``only in base``.
+    of the base it lacks is then ``not reached`` rather than ``only in base``. A case the base
+    timed and the new run passed without a time (``--check-only``) is ``not timed in new``.
 
     Verdicts: ``slower``, ``faster``, ``same`` (timing); ``new failure``, ``fixed``, ``still failing``,
     ``newly skipped`` (passed in the base run, SKIPPED in the new: the kernel stopped running a case
@@ -279,7 +286,11 @@ def compare_frames(base, new, thresholds=Thresholds(), history=None, new_complet
                 out.update(verdict="newly skipped", why=n.get("reason") or "")
             elif bs == "SKIPPED" and ns == "PASSED":
                 out.update(verdict="newly run", why=f"was skipped: {b.get('reason') or ''}".strip())
-            elif bs == "PASSED" and ns == "PASSED" and b.get("median_s") and n.get("median_s"):
+            elif bs == "PASSED" and ns == "PASSED" and _timed(b) and not _timed(n):
+                out.update(verdict="not timed in new",
+                           why="timed in the base run, not in the new one (a --check-only run "
+                               "measures no time)")
+            elif bs == "PASSED" and ns == "PASSED" and _timed(b) and _timed(n):
                 taken = [pct for pct in (taken_by_others_pct(b), taken_by_others_pct(n))
                          if pct is not None]
                 out["busy_pct"] = max(taken) if taken else None
@@ -294,20 +305,23 @@ def compare_frames(base, new, thresholds=Thresholds(), history=None, new_complet
         rows.append(out)
     frame = pd.DataFrame(rows)
     order = {"new failure": 0, "newly skipped": 1, "slower": 2, "not reached": 3,
-             "only in base": 4, "only in new": 5, "still failing": 6, "faster": 7, "fixed": 8,
-             "newly run": 9, "peer unavailable": 10, "same": 11, "skipped": 12, "not timed": 13}
+             "not timed in new": 4, "only in base": 5, "only in new": 6, "still failing": 7,
+             "faster": 8, "fixed": 9, "newly run": 10, "peer unavailable": 11, "same": 12,
+             "skipped": 13, "not timed": 14}
     frame["_order"] = frame["verdict"].map(order).fillna(len(order))
     return frame.sort_values(["_order", "ratio"], ascending=[True, False]).drop(columns="_order")
 
 
-REGRESSION_VERDICTS = ("slower", "new failure", "newly skipped", "not reached")
+REGRESSION_VERDICTS = ("slower", "new failure", "newly skipped", "not reached",
+                       "not timed in new")
 
 
 def regressions(frame):
     """Cases a CI job should fail on: significant slowdowns, new failures, cases a kernel ran
     in the base run and skips in the new one (a lost case can hide a slowdown: `find`'s best and
     the whole-network totals move to another kernel without a word), and cases an interrupted
-    new run never reached (it cannot vouch for them)."""
+    new run never reached or a correctness-only new run did not time (neither can vouch for
+    their speed)."""
     return frame[frame["verdict"].isin(REGRESSION_VERDICTS)]
 
 
@@ -360,7 +374,8 @@ def _pct(pct):
 def summarize(frame):
     counts = frame["verdict"].value_counts()
     parts = [f"{counts[v]} {v}" for v in ("slower", "new failure", "newly skipped", "not reached",
-                                         "faster", "fixed", "newly run", "same", "only in base",
+                                         "not timed in new", "faster", "fixed", "newly run",
+                                         "same", "only in base",
                                          "only in new", "still failing", "peer unavailable",
                                          "skipped", "not timed")
              if v in counts]

@@ -156,6 +156,32 @@ def test_cases_an_interrupted_new_run_never_reached_fail_the_comparison(tmp_path
     assert (f"interrupted before {len(lost)} cases" in proc.stdout) is not complete
 
 
+def test_a_correctness_only_new_run_cannot_pass_a_speed_comparison(tmp_path):
+    """A --check-only run measures no time: against a timed base, its cases are "not timed in
+    new" and the comparison fails, where it used to pass with nothing compared."""
+    document = json.loads((DATA / "compare_base.json").read_text())
+    for row in document["rows"]:
+        for field in ("median_s", "mad_s", "stdev_s", "samples_s", "process_medians_s", "gflops"):
+            row[field] = None
+    document["options"]["check_only"] = True
+    path = tmp_path / "check_only.json"
+    path.write_text(json.dumps(document))
+    proc = cli(DATA / "compare_base.json", path)
+    timed = len(load_results(DATA / "compare_base.json").query("status == 'PASSED'"))
+    assert proc.returncode == 1 and f"{timed} not timed in new" in proc.stdout, proc.stdout
+    assert "different modes" not in proc.stdout
+
+
+def test_runs_of_two_timing_modes_are_named_as_such(tmp_path):
+    document = json.loads((DATA / "compare_aa.json").read_text())
+    document["options"]["mode"] = "default"     # the golden base is a quick run
+    path = tmp_path / "default.json"
+    path.write_text(json.dumps(document))
+    proc = cli(DATA / "compare_base.json", path)
+    assert "timed in different modes (base quick, new default)" in proc.stdout, proc.stdout
+    assert "different modes" not in cli(DATA / "compare_base.json", DATA / "compare_aa.json").stdout
+
+
 def test_markdown_output():
     out = cli(DATA / "compare_base.json", DATA / "compare_slower.json", "--markdown").stdout
     assert out.startswith("| case | kernel | base_ms | new_ms | ratio | verdict |")
