@@ -409,6 +409,11 @@ def _finish_comparison(frame, base_path, new_path, code_changes=None, *, thresho
     if changes:
         print("the two runs differ in (a change of speed may come from these, not the code): "
               + "; ".join(changes))
+    machines = [document["machine"].get("machine_id") for document in (base, new)]
+    if machines[0] != machines[1]:
+        print(f"the two runs were made on different machines ({machines[0]} and {machines[1]}): "
+              f"their verdicts compare the machines as much as the code; `convbench report "
+              f"{base_path} {new_path}` sets them side by side")
     modes = [document["options"].get("mode") for document in (base, new)]
     if modes[0] != modes[1] and not any(d["options"].get("check_only") for d in (base, new)):
         print(f"the two runs were timed in different modes (base {modes[0]}, new {modes[1]}): "

@@ -179,7 +179,19 @@ def test_runs_of_two_timing_modes_are_named_as_such(tmp_path):
     path.write_text(json.dumps(document))
     proc = cli(DATA / "compare_base.json", path)
     assert "timed in different modes (base quick, new default)" in proc.stdout, proc.stdout
-    assert "different modes" not in cli(DATA / "compare_base.json", DATA / "compare_aa.json").stdout
+    same = cli(DATA / "compare_base.json", DATA / "compare_aa.json").stdout
+    assert "different modes" not in same and "different machines" not in same
+
+
+def test_runs_of_two_machines_are_named_as_such(tmp_path):
+    document = json.loads((DATA / "compare_aa.json").read_text())
+    base_id = document["machine"]["machine_id"]
+    document["machine"]["machine_id"] = "other-machine-8c"
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps(document))
+    proc = cli(DATA / "compare_base.json", path)
+    assert (f"made on different machines ({base_id} and other-machine-8c)" in proc.stdout
+            and f"convbench report {DATA / 'compare_base.json'} {path}" in proc.stdout)
 
 
 def test_markdown_output():
