@@ -497,6 +497,7 @@ def _run_summary(path, document):
     return {"file": str(path), "created": document.get("created"),
             "machine_id": (document.get("machine") or {}).get("machine_id"),
             "commit": git.get("commit"), "dirty": git.get("dirty"),
+            "complete": document.get("complete") is not False,
             "options": document.get("options") or {}}
 
 

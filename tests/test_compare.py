@@ -153,6 +153,11 @@ def test_cases_an_interrupted_new_run_never_reached_fail_the_comparison(tmp_path
     assert all(("not reached" in line) is not complete for line in lost)
     assert proc.returncode == (0 if complete else 1), proc.stdout + proc.stderr
     assert (f"python -m convbench run --resume {path}" in proc.stdout) is not complete
+    document = _strict_json(cli(DATA / "compare_base.json", path, "--json", "-").stdout)
+    assert document["new"]["complete"] is complete and document["base"]["complete"] is True
+    unreached = [case for case in document["cases"] if case["verdict"] == "not reached"]
+    assert len(unreached) == (0 if complete else len(lost))
+    assert all(case["regression"] for case in unreached)
     assert (f"interrupted before {len(lost)} cases" in proc.stdout) is not complete
 
 
