@@ -406,24 +406,8 @@ def _finish_comparison(frame, base_path, new_path, code_changes=None, *, thresho
 
     base, new = read_document(base_path), read_document(new_path)
     changes = environment_changes(base["machine"], new["machine"])
-    if changes:
-        print("the two runs differ in (a change of speed may come from these, not the code): "
-              + "; ".join(changes))
-    machines = [document["machine"].get("machine_id") for document in (base, new)]
-    if machines[0] != machines[1]:
-        print(f"the two runs were made on different machines ({machines[0]} and {machines[1]}): "
-              f"their verdicts compare the machines as much as the code; `convbench report "
-              f"{base_path} {new_path}` sets them side by side")
-    modes = [document["options"].get("mode") for document in (base, new)]
-    if modes[0] != modes[1] and not any(d["options"].get("check_only") for d in (base, new)):
-        print(f"the two runs were timed in different modes (base {modes[0]}, new {modes[1]}): "
-              f"their numbers of processes and values differ, and no earlier run's floor applies "
-              f"across modes")
-    if new.get("complete") is False:
-        unreached = int((frame["verdict"] == "not reached").sum())
-        print(f"the new run is incomplete: its sweep was interrupted"
-              f"{f' before {unreached} cases of the base run' if unreached else ''}; finish it "
-              f"and compare again:\n  python -m convbench run --resume {new_path}")
+    for note in _comparison_notes(frame, (base_path, base), (new_path, new), changes):
+        print(note)
     bad = regressions(frame)
     print("verdict: REGRESSION" if len(bad) else "verdict: no significant slowdown or new failure")
     command = ab_suggestion(frame, base, new) if len(bad) else None
@@ -443,6 +427,31 @@ def _finish_comparison(frame, base_path, new_path, code_changes=None, *, thresho
             ab_command=command)
         _write_comparison(document, json_path)
     return 1 if len(bad) else 0
+
+
+def _comparison_notes(frame, base, new, changes):
+    """What the verdict may be about besides the code, one line each: the two runs' environments
+    (``changes``), machines and timing modes when they differ, and a new run whose sweep was
+    interrupted. ``base`` and ``new`` are ``(path, document)``."""
+    (base_path, base), (new_path, new) = base, new
+    if changes:
+        yield ("the two runs differ in (a change of speed may come from these, not the code): "
+               + "; ".join(changes))
+    machines = [document["machine"].get("machine_id") for document in (base, new)]
+    if machines[0] != machines[1]:
+        yield (f"the two runs were made on different machines ({machines[0]} and {machines[1]}): "
+               f"their verdicts compare the machines as much as the code; `convbench report "
+               f"{base_path} {new_path}` sets them side by side")
+    modes = [document["options"].get("mode") for document in (base, new)]
+    if modes[0] != modes[1] and not any(d["options"].get("check_only") for d in (base, new)):
+        yield (f"the two runs were timed in different modes (base {modes[0]}, new {modes[1]}): "
+               f"their numbers of processes and values differ, and no earlier run's floor "
+               f"applies across modes")
+    if new.get("complete") is False:
+        unreached = int((frame["verdict"] == "not reached").sum())
+        yield (f"the new run is incomplete: its sweep was interrupted"
+               f"{f' before {unreached} cases of the base run' if unreached else ''}; finish it "
+               f"and compare again:\n  python -m convbench run --resume {new_path}")
 
 
 def _write_comparison(document, json_path):
