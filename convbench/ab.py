@@ -66,6 +66,7 @@ from ._ab_worker import PREFIX
 from .machine import (BUSY_WARNING_PCT, CpuShare, busy_text, fingerprint, is_busy,
                       peer_environment, taken_by_others_pct, thread_environment)
 from .reach import changed_definitions, module_root, reach_hash
+from .runner import TimeLeft
 from .timing import loops_for
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -468,17 +469,16 @@ def run_ab(problems, kernels, trees, settings, out=None, report=None, repo=PROJE
                             "settings": settings.__dict__, "options": options or {},
                             "machine": fingerprint(), "cases": []}
     finished = {(case["descriptor"], case["algo"], case["backend"]) for case in document["cases"]}
-    # for the time left: skipped cases take none, so only those to be measured are counted
-    to_measure = sum(1 for problem, kernel in cases
-                     if (problem.descriptor, kernel.spec.algo, kernel.spec.backend) not in finished
-                     and not kernel.supports(problem, settings.memory_budget))
-    walls = []
+    # why each case still to measure will be skipped, or None: known first, for the time left
+    skips = {index: kernel.supports(problem, settings.memory_budget)
+             for index, (problem, kernel) in enumerate(cases)
+             if (problem.descriptor, kernel.spec.algo, kernel.spec.backend) not in finished}
+    left = TimeLeft(sum(1 for reason in skips.values() if not reason))
     with tempfile.TemporaryDirectory(prefix="convbench-ab-ref-") as reference_cache:
-        for done, (problem, kernel) in enumerate(cases, 1):
-            if (problem.descriptor, kernel.spec.algo, kernel.spec.backend) in finished:
+        for index, (problem, kernel) in enumerate(cases):
+            if index not in skips:   # measured before the interruption
                 continue
-            reason = kernel.supports(problem, settings.memory_budget)
-            started = time.perf_counter()
+            reason = skips[index]
             if reason:
                 result = CaseResult(descriptor=problem.descriptor, name=problem.name,
                                     algo=kernel.spec.algo, backend=kernel.spec.backend,
@@ -487,14 +487,12 @@ def run_ab(problems, kernels, trees, settings, out=None, report=None, repo=PROJE
             else:
                 result = measure_case(problem, kernel, trees, settings, reference_cache,
                                       same_source=same[kernel.name])
-                walls.append(time.perf_counter() - started)
-                to_measure = max(0, to_measure - 1)
+                left.ran(result.wall_s)
             document["cases"].append(result.as_dict())
             if out:
                 write_atomic(out, document)
             if report:
-                report(result, done, len(cases),
-                       sum(walls) / len(walls) * to_measure if walls else None)
+                report(result, index + 1, len(cases), left.seconds())
     return [CaseResult(**case) for case in document["cases"]], document
 
 

@@ -180,8 +180,6 @@ def _package_sources(module_name, seen=None):
     return seen
 
 
-
-
 def _gpu_missing_reason():
     """None when CuPy sees a CUDA device, else why not. Imports CuPy only when asked."""
     try:

@@ -74,6 +74,23 @@ def problem_fields(problem):
             "groups": problem.groups, "flops": problem.flops, "count": problem.count}
 
 
+class TimeLeft:
+    """The time the cases still to run should take, for progress lines: the mean wall time of
+    those run so far times how many remain. Cases that will be skipped take none, so only the
+    ``to_run`` cases that will run are counted."""
+
+    def __init__(self, to_run):
+        self.to_run, self.walls = to_run, []
+
+    def ran(self, seconds):
+        self.walls.append(seconds or 0.0)
+        self.to_run = max(0, self.to_run - 1)
+
+    def seconds(self):
+        """None before the first case has run."""
+        return sum(self.walls) / len(self.walls) * self.to_run if self.walls else None
+
+
 def kernel_hashes(kernel):
     """``source_hash`` and ``code_hash`` of a kernel's source files, and ``reach_hash`` of the code
     it reaches in them (:mod:`convbench.reach`); None each where they cannot be read. Once per
@@ -321,7 +338,6 @@ def sweep(problems, kernels, options, out_dir=DEFAULT_RESULTS_DIR, resume=None, 
         write_atomic(path, document)
     if on_start:
         on_start(path)
-    suite = PyperfSuite(path.with_name(path.stem + PYPERF_SUFFIX))
     hashes = {kernel.name: kernel_hashes(kernel) for kernel in kernels}
     cases = [(problem, kernel, threads, base_row(problem, kernel, threads, hashes[kernel.name]))
              for problem in problems for kernel in kernels
@@ -329,20 +345,18 @@ def sweep(problems, kernels, options, out_dir=DEFAULT_RESULTS_DIR, resume=None, 
     done = len([1 for *_, row in cases if case_key(row) in finished])
     if resume and document.get("complete") and done == len(cases):
         return path   # a finished run: nothing to add, and its file stays as it was measured
-
-    def skipped(problem, kernel):
-        return (kernel.supports(problem, budget, options.workspace_limit)
-                or _check_case_memory(problem, kernel, budget))
-
-    # for the time left: skipped cases take none, so only the cases that will run are counted
-    to_run = sum(1 for problem, kernel, _, row in cases
-                 if case_key(row) not in finished and not skipped(problem, kernel))
-    walls = []
+    suite = PyperfSuite(path.with_name(path.stem + PYPERF_SUFFIX))
+    # why each case still to run will be skipped, or None: known first, for the time left
+    skips = {index: kernel.supports(problem, budget, options.workspace_limit)
+             or _check_case_memory(problem, kernel, budget)
+             for index, (problem, kernel, _, row) in enumerate(cases)
+             if case_key(row) not in finished}
+    left = TimeLeft(sum(1 for reason in skips.values() if not reason))
     with tempfile.TemporaryDirectory(prefix="convbench-case-") as workdir:
-        for problem, kernel, threads, row in cases:
-            if case_key(row) in finished:
+        for index, (problem, kernel, threads, row) in enumerate(cases):
+            if index not in skips:   # in the file already
                 continue
-            reason = skipped(problem, kernel)
+            reason = skips[index]
             if reason:   # unavailable: the kernel cannot run here at all (a library, no GPU)
                 row.update(status="SKIPPED", reason=reason,
                            unavailable=reason == kernel.unavailable_reason)
@@ -352,8 +366,7 @@ def sweep(problems, kernels, options, out_dir=DEFAULT_RESULTS_DIR, resume=None, 
                                               env=peer_environment(env) if kernel.spec.peer else env,
                                               threads=threads)
                 complete_row(row, found, problem, row_ceiling(document["ceilings"], kernel, threads))
-                walls.append(row.get("case_wall_s") or 0.0)
-                to_run = max(0, to_run - 1)
+                left.ran(row.get("case_wall_s"))
                 if case_pyperf is not None and row["status"] == "PASSED":
                     suite.add(case_pyperf)
                 elif case_key(row) in redo:   # timed again, and not timed this time
@@ -367,8 +380,7 @@ def sweep(problems, kernels, options, out_dir=DEFAULT_RESULTS_DIR, resume=None, 
             write_atomic(path, document)
             done += 1
             if report:
-                report(row, done, len(cases),
-                       sum(walls) / len(walls) * to_run if walls else None)
+                report(row, done, len(cases), left.seconds())
     document["complete"] = True
     if document["ceilings"]:   # measured again: did the machine's speed change during the run?
         document["ceilings_end"] = {backend: measure(backend) for backend in document["ceilings"]
